@@ -1,0 +1,77 @@
+"""Plots: image grids, training curves, learning-rate schedules, compression trade-offs."""
+from __future__ import annotations
+
+from typing import Any, Mapping, Sequence
+
+import matplotlib.pyplot as plt
+import torch
+
+
+def show_images(imgs: Sequence[Any], num_rows: int, num_cols: int, titles: Sequence[str] | None = None,
+                scale: float = 1.5):
+    """A grid of PIL images or CHW tensors (d2l's ``show_images``). Returns the axes."""
+    fig, axes = plt.subplots(num_rows, num_cols, figsize=(num_cols * scale, num_rows * scale))
+    axes = axes.flatten() if hasattr(axes, "flatten") else [axes]
+    for i, (ax, img) in enumerate(zip(axes, imgs)):
+        if torch.is_tensor(img):
+            img = img.detach().cpu()
+            img = img.permute(1, 2, 0).numpy() if img.dim() == 3 else img.numpy()
+        ax.imshow(img)
+        ax.axis("off")
+        if titles:
+            ax.set_title(titles[i], fontsize=8)
+    for ax in list(axes)[len(imgs):]:
+        ax.axis("off")
+    fig.tight_layout()
+    return axes
+
+
+def plot_history(histories: Mapping[str, Any] | Any, metrics: Sequence[str] = ("train_loss", "train_acc", "test_acc")):
+    """Training curves: one panel per metric, one line per named history (``{"fine-tuned": h, ...}``)."""
+    if not isinstance(histories, Mapping):
+        histories = {"": histories}
+    fig, axes = plt.subplots(1, len(metrics), figsize=(4 * len(metrics), 3))
+    axes = [axes] if len(metrics) == 1 else list(axes)
+    for ax, metric in zip(axes, metrics):
+        for name, h in histories.items():
+            ax.plot(h["epoch"], h[metric], marker="o", label=name or None)
+        ax.set_xlabel("epoch")
+        ax.set_title(metric.replace("_", " "))
+        ax.grid(alpha=0.3)
+        if any(histories):
+            ax.legend(fontsize=8)
+    fig.tight_layout()
+    return axes
+
+
+def plot_lr(lrs: Mapping[str, Sequence[float]] | Sequence[float], xlabel: str = "step", log: bool = False):
+    """Learning rate(s) against step: one line per named schedule or parameter group."""
+    if not isinstance(lrs, Mapping):
+        lrs = {"lr": lrs}
+    fig, ax = plt.subplots(figsize=(5, 3))
+    for name, values in lrs.items():
+        ax.plot(range(len(values)), values, label=name)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel("learning rate")
+    if log:
+        ax.set_yscale("log")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    return ax
+
+
+def plot_tradeoff(rows: Sequence[Mapping[str, Any]], x: str, y: str = "accuracy", label: str = "method",
+                  logx: bool = False):
+    """Scatter of ``y`` against ``x`` (e.g. accuracy vs. size or sparsity), one labelled point per row."""
+    fig, ax = plt.subplots(figsize=(5, 3.5))
+    for r in rows:
+        ax.scatter(r[x], r[y])
+        ax.annotate(str(r[label]), (r[x], r[y]), fontsize=8, xytext=(4, 4), textcoords="offset points")
+    ax.set_xlabel(x.replace("_", " "))
+    ax.set_ylabel(y.replace("_", " "))
+    if logx:
+        ax.set_xscale("log")
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    return ax

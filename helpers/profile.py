@@ -1,0 +1,81 @@
+"""Course profiles: ``fast`` (offline, CPU, seconds) and ``full`` (real data, ImageNet weights, GPU).
+
+The profile is chosen by the ``COURSE_PROFILE`` environment variable. Every notebook starts with
+:func:`setup`, which prints one line: profile, device and data location.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+PROFILES = ("fast", "full")
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+@dataclass(frozen=True)
+class Profile:
+    """Everything that differs between the fast and the full profile."""
+
+    name: str
+    device: torch.device
+    data_dir: Path
+    image_size: int  # side of the training crop (224 in the full profile)
+    resize_size: int  # test images are resized to this, then centre-cropped to ``image_size``
+    batch_size: int
+    num_workers: int
+    crop_scale: tuple[float, float] = (0.08, 1.0)  # RandomResizedCrop's area range
+
+    @property
+    def fast(self) -> bool:
+        return self.name == "fast"
+
+    def __str__(self) -> str:
+        return f"profile={self.name} device={self.device} data={self.data_dir}"
+
+
+def try_device(name: str = "full") -> torch.device:
+    """CUDA if present, else Apple MPS, else CPU. The fast profile always uses the CPU."""
+    if name == "fast":
+        return torch.device("cpu")
+    if torch.cuda.is_available():
+        return torch.device("cuda")
+    if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+        return torch.device("mps")
+    return torch.device("cpu")
+
+
+def data_root() -> Path:
+    """Where downloads and generated data live: ``$COURSE_DATA_DIR`` or ``<repo>/data``."""
+    return Path(os.environ.get("COURSE_DATA_DIR") or REPO_ROOT / "data").expanduser().resolve()
+
+
+def get_profile(name: str | None = None) -> Profile:
+    """The active profile (``COURSE_PROFILE``, default ``fast``)."""
+    name = (name or os.environ.get("COURSE_PROFILE") or "fast").strip().lower()
+    if name not in PROFILES:
+        raise ValueError(
+            f"COURSE_PROFILE={name!r} is not a course profile; use one of {PROFILES} "
+            "(e.g. `export COURSE_PROFILE=fast`)."
+        )
+    if name == "fast":
+        return Profile("fast", try_device("fast"), data_root(), image_size=32, resize_size=36,
+                       batch_size=32, num_workers=0, crop_scale=(0.35, 1.0))
+    device = try_device("full")
+    return Profile("full", device, data_root(), image_size=224, resize_size=256,
+                   batch_size=128, num_workers=min(4, os.cpu_count() or 1))
+
+
+def setup(name: str | None = None, seed: int | None = 0) -> Profile:
+    """Seed everything, print the one-line report every notebook starts with, return the profile."""
+    profile = get_profile(name)
+    if seed is not None:
+        from helpers.training import seed_everything
+
+        seed_everything(seed)
+    if profile.fast:
+        torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
+    print(f"[course] {profile}")
+    return profile
