@@ -7,6 +7,7 @@ best checkpoint.
 """
 from __future__ import annotations
 
+import contextlib
 import copy
 import math
 import os
@@ -155,9 +156,17 @@ class History:
                 f"test acc {f['test_acc']:.3f}, {f['examples_per_sec']:.0f} examples/s)")
 
 
-def evaluate(net: nn.Module, data_iter: Iterable, device: torch.device | str | None = None
-             ) -> tuple[float, float]:
-    """Mean cross-entropy loss and accuracy of ``net`` on ``data_iter`` (eval mode, no autograd)."""
+def _amp(device: torch.device, amp: bool) -> contextlib.AbstractContextManager:
+    """bf16 autocast on CUDA when ``amp`` (opt-in), else nothing."""
+    if amp and device.type == "cuda":
+        return torch.autocast("cuda", dtype=torch.bfloat16)
+    return contextlib.nullcontext()
+
+
+def evaluate(net: nn.Module, data_iter: Iterable, device: torch.device | str | None = None,
+             amp: bool = False) -> tuple[float, float]:
+    """Mean cross-entropy loss and accuracy of ``net`` on ``data_iter`` (eval mode, no autograd;
+    ``amp``: bf16 autocast on CUDA)."""
     device = torch.device(device) if device is not None else _device_of(net)
     was_training = net.training
     net.eval()
@@ -165,8 +174,9 @@ def evaluate(net: nn.Module, data_iter: Iterable, device: torch.device | str | N
     with torch.inference_mode():
         for X, y in data_iter:
             X, y = X.to(device), y.to(device)
-            out = net(X)
-            loss_sum += F.cross_entropy(out, y, reduction="sum").item()
+            with _amp(device, amp):
+                out = net(X)
+            loss_sum += F.cross_entropy(out.float(), y, reduction="sum").item()
             correct += (out.argmax(1) == y).sum().item()
             n += y.numel()
     net.train(was_training)
@@ -209,18 +219,23 @@ def train(net: nn.Module, train_iter: Iterable, test_iter: Iterable | None,
           clip_grad_norm: float | None = None, device: torch.device | str | None = None,
           callbacks: Iterable[Callback] = (), freeze_bn_stats: bool = True,
           restore_best: bool = False, checkpoint_path: str | Path | None = None,
-          progress: bool = True, desc: str = "train") -> History:
+          progress: bool = True, desc: str = "train", amp: bool = False,
+          channels_last: bool = False) -> History:
     """Train ``net`` for ``num_epochs`` and return its :class:`History`.
 
     ``scheduler`` is stepped every ``"epoch"`` or every ``"batch"``; a ``ReduceLROnPlateau`` is
     stepped each epoch with the test accuracy (use ``mode="max"``). With ``restore_best`` the
     weights of the epoch with the best test accuracy are loaded back at the end (and written to
     ``checkpoint_path`` atomically, if given) instead of returning the last epoch's.
+    Opt-in speed-ups (off by default): ``amp`` runs forward and loss under bf16 autocast on CUDA
+    (a no-op elsewhere); ``channels_last`` converts the model and each batch to channels_last.
     """
     if scheduler_interval not in ("epoch", "batch"):
         raise ValueError("scheduler_interval must be 'epoch' or 'batch'")
     device = torch.device(device) if device is not None else _device_of(net)
     net.to(device)
+    if channels_last:
+        net.to(memory_format=torch.channels_last)
     loss = loss if loss is not None else nn.CrossEntropyLoss()
     needs_inputs = getattr(loss, "needs_inputs", False)
     plateau = isinstance(scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau)
@@ -237,8 +252,11 @@ def train(net: nn.Module, train_iter: Iterable, test_iter: Iterable | None,
         start = time.perf_counter()
         for X, y in train_iter:
             X, y = X.to(device, non_blocking=True), y.to(device, non_blocking=True)
-            out = net(X)
-            l = loss(out, y, X) if needs_inputs else loss(out, y)
+            if channels_last:
+                X = X.contiguous(memory_format=torch.channels_last)
+            with _amp(device, amp):
+                out = net(X)
+                l = loss(out, y, X) if needs_inputs else loss(out, y)
             optimizer.zero_grad(set_to_none=True)
             l.backward()
             if clip_grad_norm is not None:
@@ -255,7 +273,7 @@ def train(net: nn.Module, train_iter: Iterable, test_iter: Iterable | None,
         row = {"epoch": epoch + 1, "train_loss": loss_sum.item() / n, "train_acc": correct.item() / n,
                "examples_per_sec": n / seconds, "seconds": seconds, "lrs": lrs}
         if test_iter is not None:
-            row["test_loss"], row["test_acc"] = evaluate(net, test_iter, device)
+            row["test_loss"], row["test_acc"] = evaluate(net, test_iter, device, amp)
         else:
             row["test_loss"], row["test_acc"] = float("nan"), float("nan")
         history.rows.append(row)

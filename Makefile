@@ -1,0 +1,39 @@
+# Two commands do all the set-up (each creates .venv on first use, idempotent):
+#   make lab    set everything up and open the student notebooks in JupyterLab
+#   make test   set everything up and run the tests (what CI runs)
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(abspath $(VENV))/bin
+export PATH := $(BIN):$(PATH)
+export MPLBACKEND ?= Agg
+STAMP := $(VENV)/.installed
+
+.PHONY: setup lab test test-fast bench clean-data help
+help:
+	@echo "make lab | make test | make bench | make release | make demo (see README)"
+
+$(STAMP): requirements.txt pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --upgrade --quiet pip
+	$(BIN)/python -m pip install --quiet -r requirements.txt
+	$(BIN)/python -m pip install --quiet --no-deps --no-build-isolation -e .
+	$(BIN)/python -m ipykernel install --sys-prefix --name python3 --display-name "Python 3 (course)" >/dev/null
+	touch $(STAMP)
+
+setup: $(STAMP)
+
+lab: setup
+	$(BIN)/jupyter lab notebooks/
+
+# Unit and end-to-end tests, then every solution notebook re-executed by nbval (fast profile).
+test: setup
+	COURSE_PROFILE=fast $(BIN)/python -m pytest -p no:cacheprovider -q tests solutions --nbval-lax
+
+bench: setup
+	$(BIN)/python scripts/bench_training.py
+	$(BIN)/python scripts/bench_notebooks.py
+
+clean-data:
+	rm -rf data/mini-*
+
+-include docs/instructor_make.mk

@@ -1,0 +1,88 @@
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from helpers import data, world
+from helpers.data import ImageReadError, load_rgb
+from helpers.profile import get_profile
+
+
+@pytest.mark.parametrize("mode", ["L", "P", "RGBA", "LA", "CMYK", "RGB", "I;16"])
+def test_every_image_mode_becomes_rgb(tmp_path, mode):
+    img = Image.new("RGB", (12, 9), (200, 30, 60)).convert(mode if mode != "I;16" else "L")
+    if mode == "I;16":
+        img = Image.new("I;16", (12, 9), 1000)
+    path = tmp_path / f"x.{'tiff' if mode in ('CMYK', 'I;16', 'LA') else 'png'}"
+    img.save(path)
+    out = load_rgb(path)
+    assert out.mode == "RGB" and out.size == (12, 9)
+
+
+def test_transparent_pixels_become_white(tmp_path):
+    img = Image.new("RGBA", (4, 4), (255, 0, 0, 0))
+    img.save(tmp_path / "t.png")
+    assert load_rgb(tmp_path / "t.png").getpixel((0, 0)) == (255, 255, 255)
+
+
+def test_truncated_or_garbage_files_raise_an_error_naming_the_file(tmp_path):
+    good = tmp_path / "good.jpg"
+    Image.fromarray(np.random.default_rng(0).integers(0, 255, (64, 64, 3), dtype=np.uint8)).save(good)
+    bad = tmp_path / "truncated.jpg"
+    bad.write_bytes(good.read_bytes()[: good.stat().st_size // 2])
+    junk = tmp_path / "junk.jpg"
+    junk.write_bytes(b"this is not an image")
+    for path in (bad, junk):
+        with pytest.raises(ImageReadError, match=path.name):
+            load_rgb(path)
+
+
+def test_an_unreadable_file_in_a_dataset_is_named(tmp_path):
+    for cls in ("a", "b"):
+        (tmp_path / cls).mkdir()
+        Image.new("RGB", (8, 8)).save(tmp_path / cls / "ok.png")
+    (tmp_path / "b" / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\nbroken")
+    ds = data.image_folder(tmp_path)
+    with pytest.raises(ImageReadError, match="broken.png"):
+        [ds[i] for i in range(len(ds))]
+
+
+def test_transforms_follow_the_hotdog_chapter():
+    p = get_profile("full")
+    img = Image.new("RGB", (500, 300), (124, 116, 104))  # ~ the ImageNet mean
+    x = data.test_transform(p)(img)
+    assert x.shape == (3, 224, 224) and x.abs().max() < 0.05
+    assert data.train_transform(p)(img).shape == (3, 224, 224)
+    names = [type(t).__name__ for t in data.train_transform(p).transforms]
+    assert names == ["RandomResizedCrop", "RandomHorizontalFlip", "ToTensor", "Normalize"]
+    assert [type(t).__name__ for t in data.test_transform(p).transforms][:2] == ["Resize", "CenterCrop"]
+    assert data.test_transform(p).transforms[0].size == 256
+    assert torch.allclose(data.denormalize(x), torch.tensor([124, 116, 104]).div(255).view(3, 1, 1)
+                          .expand(3, 224, 224), atol=0.01)
+
+
+def test_mini_hotdog_layout_and_loaders(tmp_path):
+    root = world.ensure_target_dataset(tmp_path)
+    for split, n in world.TARGET_SPLITS.items():
+        for label in ("hotdog", "not-hotdog"):
+            assert len(list((root / split / label).glob("*.jpg"))) == n
+    p = get_profile("fast")
+    train_ds = data.image_folder(root / "train", data.train_transform(p))
+    assert train_ds.classes == ["hotdog", "not-hotdog"]
+    X, y = train_ds[0]
+    assert X.shape == (3, p.image_size, p.image_size) and y == 0
+
+
+def test_world_is_deterministic_and_generation_is_atomic(tmp_path):
+    a = np.asarray(world.render("hotdog", 123, "target"))
+    b = np.asarray(world.render("hotdog", 123, "target"))
+    assert np.array_equal(a, b)
+    assert not np.array_equal(a, np.asarray(world.render("pizza", 123, "target")))
+    world.ensure_target_dataset(tmp_path)
+    assert sorted(p.name for p in tmp_path.iterdir()) == [f"mini-hotdog-v{world.WORLD_VERSION}"]
+
+
+def test_source_classes_are_sorted_like_imagefolder():
+    assert list(world.SOURCE_CLASSES) == sorted(world.SOURCE_CLASSES) and "hotdog" in world.SOURCE_CLASSES

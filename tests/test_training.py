@@ -1,0 +1,160 @@
+from __future__ import annotations
+
+import math
+import os
+
+import pytest
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from helpers import grading, models, training
+
+
+def sgd(net, lr=0.1, **mult):
+    return torch.optim.SGD(training.param_groups(net, lr, mult), lr=lr, momentum=0.9)
+
+
+def test_param_groups_register_every_group_so_later_unfreezing_trains():
+    net = grading.tiny_net()
+    models.freeze(net)
+    opt = sgd(net, head=10)
+    assert [g["name"] for g in opt.param_groups] == list(models.LAYER_GROUPS)
+    assert opt.param_groups[-1]["lr"] == pytest.approx(1.0) and opt.param_groups[0]["lr"] == pytest.approx(0.1)
+    before = net.layer4[0].conv1.weight.detach().clone()
+    loader = grading.tiny_loader()
+    training.train(net, loader, None, opt, 1, progress=False)
+    assert torch.equal(net.layer4[0].conv1.weight, before)  # frozen: untouched
+    models.unfreeze(net, "layer4")
+    training.train(net, loader, None, opt, 1, progress=False)
+    assert not torch.equal(net.layer4[0].conv1.weight, before)  # same optimizer trains it now
+
+
+def test_frozen_batchnorm_keeps_its_running_statistics():
+    net = grading.tiny_net()
+    models.freeze(net)
+    stats = net.bn1.running_mean.clone()
+    training.train(net, grading.tiny_loader(), None, sgd(net), 1, progress=False)
+    assert torch.equal(net.bn1.running_mean, stats)
+    models.unfreeze(net)
+    training.train(net, grading.tiny_loader(), None, sgd(net), 1, progress=False)
+    assert not torch.equal(net.bn1.running_mean, stats)
+
+
+def test_training_learns_and_history_is_complete():
+    torch.manual_seed(0)
+    net = grading.tiny_net()
+    loader = grading.tiny_loader(n=64)
+    h = training.train(net, loader, loader, torch.optim.Adam(net.parameters(), 1e-2), 8, progress=False)
+    assert len(h) == 8 and h["epoch"] == list(range(1, 9))
+    assert h.final["test_acc"] >= 0.9 and h["train_loss"][-1] < h["train_loss"][0]
+    assert all(r["examples_per_sec"] > 0 for r in h.rows) and "test acc" in repr(h)
+
+
+class Sabotage:
+    """Ruin the weights at the start of one epoch, so the last epoch is worse than the best."""
+
+    def __init__(self, epoch):
+        self.epoch = epoch
+
+    def on_epoch_start(self, epoch, net, optimizer):
+        if epoch == self.epoch:
+            for g in optimizer.param_groups:
+                g["lr"] = 0.0
+            with torch.no_grad():
+                net.fc.weight.mul_(-1)
+                net.fc.bias.mul_(-1)
+
+
+def test_restore_best_returns_the_best_epoch_not_the_last(tmp_path):
+    torch.manual_seed(0)
+    net = grading.tiny_net()
+    loader = grading.tiny_loader(n=64)
+    ckpt = tmp_path / "best.pt"
+    h = training.train(net, loader, loader, torch.optim.Adam(net.parameters(), 1e-2), 6,
+                       callbacks=[Sabotage(5)], restore_best=True, checkpoint_path=ckpt, progress=False)
+    assert h["test_acc"][-1] < h.best_test_acc
+    assert training.evaluate(net, loader)[1] == pytest.approx(h.best_test_acc)
+    assert h.best_epoch == 1 + h["test_acc"].index(h.best_test_acc)
+    saved = torch.load(ckpt, weights_only=True)
+    assert all(torch.equal(saved[k], v) for k, v in net.state_dict().items())
+    assert [p.name for p in tmp_path.iterdir()] == ["best.pt"]
+
+
+def test_clip_grad_norm_is_applied(monkeypatch):
+    calls = []
+    real = nn.utils.clip_grad_norm_
+    monkeypatch.setattr(nn.utils, "clip_grad_norm_", lambda ps, m: calls.append(m) or real(ps, m))
+    net = grading.tiny_net()
+    training.train(net, grading.tiny_loader(), None, sgd(net), 1, clip_grad_norm=1.0, progress=False)
+    assert calls == [1.0] * 4
+
+
+def test_warmup_cosine_schedule_values():
+    lrs = training.lr_trace(lambda o: training.warmup_cosine(o, 3, 13, start_factor=0.1), 13)
+    assert lrs[0] == pytest.approx(0.1) and lrs[3] == pytest.approx(1.0)
+    assert lrs[1] == pytest.approx(0.4) and lrs[8] == pytest.approx(0.5)
+    assert all(a >= b for a, b in zip(lrs[3:], lrs[4:])) and lrs[-1] < 0.03
+    with pytest.raises(ValueError):
+        training.warmup_cosine(torch.optim.SGD([nn.Parameter(torch.zeros(1))], 1.0), 5, 5)
+
+
+def test_schedulers_keep_discriminative_ratios_and_plateau_steps_on_accuracy():
+    net = grading.tiny_net()
+    mult = training.discriminative_mult(2.6)
+    assert mult["head"] == 1 and mult["layer4"] == pytest.approx(1 / 2.6) and mult["stem"] == pytest.approx(2.6 ** -5)
+    opt = sgd(net, **mult)
+    sched = training.warmup_cosine(opt, 1, 4)
+    training.train(net, grading.tiny_loader(), None, opt, 2, scheduler=sched, progress=False)
+    ratio = opt.param_groups[0]["lr"] / opt.param_groups[-1]["lr"]
+    assert ratio == pytest.approx(2.6 ** -5)
+    opt = sgd(net)
+    plateau = torch.optim.lr_scheduler.ReduceLROnPlateau(opt, mode="max", patience=0, factor=0.5)
+    training.train(net, grading.tiny_loader(), grading.tiny_loader(), opt, 4, scheduler=plateau, progress=False)
+    assert opt.param_groups[0]["lr"] < 0.1
+
+
+def test_distillation_loss_scales_the_soft_term_by_t_squared():
+    torch.manual_seed(0)
+    s, t, y = torch.randn(8, 5), torch.randn(8, 5), torch.randint(0, 5, (8,))
+    T = 4.0
+    kl = F.kl_div(F.log_softmax(s / T, 1), F.softmax(t / T, 1), reduction="batchmean")
+    assert training.distillation_loss(s, t, y, T, 0.0) == pytest.approx(kl.item() * T * T, rel=1e-5)
+    assert training.distillation_loss(s, t, y, T, 1.0) == pytest.approx(F.cross_entropy(s, y).item(), rel=1e-5)
+    teacher = grading.tiny_net().train()
+    loss = training.DistillationLoss(teacher, T, 0.5)
+    loss.train()
+    assert not teacher.training
+    student = grading.tiny_net(seed=1)
+    h = training.train(student, grading.tiny_loader(), None, sgd(student), 1, loss=loss, progress=False)
+    assert math.isfinite(h.final["train_loss"])
+
+
+def test_atomic_save_leaves_no_partial_file(tmp_path):
+    class Boom:
+        def __reduce__(self):
+            raise RuntimeError("boom")
+
+    target = tmp_path / "model.pt"
+    training.atomic_save({"a": torch.ones(2)}, target)
+    with pytest.raises(RuntimeError):
+        training.atomic_save({"bad": Boom()}, target)
+    assert [p.name for p in tmp_path.iterdir()] == ["model.pt"]
+    assert torch.equal(torch.load(target)["a"], torch.ones(2))
+
+
+def test_seed_everything_makes_training_repeatable():
+    def run():
+        g = training.seed_everything(3)
+        net = grading.tiny_net(seed=3)
+        training.train(net, grading.tiny_loader(), None, sgd(net), 1, progress=False)
+        return net.fc.weight.detach().clone(), torch.rand(1, generator=g)
+    a, b = run(), run()
+    assert torch.equal(a[0], b[0]) and torch.equal(a[1], b[1])
+
+
+def test_bad_profile_name_says_what_to_do(monkeypatch):
+    from helpers.profile import get_profile
+    monkeypatch.setenv("COURSE_PROFILE", "turbo")
+    with pytest.raises(ValueError, match="COURSE_PROFILE"):
+        get_profile()
