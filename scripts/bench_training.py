@@ -1,0 +1,65 @@
+"""Throughput of the course's training loop against a bare PyTorch loop, same data and model.
+
+Prints examples/s of each and their ratio (goal: course / bare >= 0.95). The data are in-memory
+tensors shaped like the fast profile's batches, so the figure measures the loop itself, not JPEG
+decoding. Runs are interleaved and the median of ``--repeats`` is reported.
+Run: ``python scripts/bench_training.py [--epochs 3 --repeats 5]``.
+"""
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+
+import torch
+from torch import nn
+from torch.utils.data import DataLoader, TensorDataset
+
+from helpers import models, training
+from helpers.profile import get_profile
+
+
+def bare_loop(net, loader, opt, epochs):
+    loss_fn = nn.CrossEntropyLoss()
+    for _ in range(epochs):
+        net.train()
+        for X, y in loader:
+            out = net(X)
+            loss = loss_fn(out, y)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--epochs", type=int, default=3)
+    ap.add_argument("--repeats", type=int, default=5)
+    ap.add_argument("--n", type=int, default=1024)
+    args = ap.parse_args()
+    torch.set_num_threads(2)
+    profile = get_profile("fast")
+    g = torch.Generator().manual_seed(0)
+    X = torch.randn(args.n, 3, profile.image_size, profile.image_size, generator=g)
+    y = torch.randint(0, 2, (args.n,), generator=g)
+    loader = DataLoader(TensorDataset(X, y), batch_size=profile.batch_size, shuffle=False)
+    base = models.finetune_net(profile)
+    rates = {"bare": [], "course": []}
+    for _ in range(args.repeats):
+        for kind in ("bare", "course"):
+            net = models.finetune_net(profile, source=base)
+            opt = torch.optim.SGD(training.param_groups(net, 0.01, {"head": 10}), lr=0.01, momentum=0.9)
+            start = time.perf_counter()
+            if kind == "bare":
+                bare_loop(net, loader, opt, args.epochs)
+            else:
+                training.train(net, loader, None, opt, args.epochs, progress=True)
+            rates[kind].append(args.n * args.epochs / (time.perf_counter() - start))
+    bare, course = statistics.median(rates["bare"]), statistics.median(rates["course"])
+    print(f"bare PyTorch loop : {bare:8.0f} examples/s (median of {args.repeats})")
+    print(f"helpers.train     : {course:8.0f} examples/s (progress bar, history, accuracy on)")
+    print(f"ratio course/bare : {course / bare:.3f}  (goal >= 0.95)")
+
+
+if __name__ == "__main__":
+    main()
