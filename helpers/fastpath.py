@@ -24,46 +24,41 @@ from __future__ import annotations
 import contextlib
 import math
 import os
+import warnings
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Iterator, Sequence
 
+import numpy as np
 import torch
 import torchvision
 from torch.nn import functional as F
-from torchvision.io import ImageReadMode, decode_image, decode_jpeg
+from torchvision.io import ImageReadMode, decode_jpeg
 from torchvision.transforms.v2 import functional as TF
 
-from helpers.data import IMAGENET_MEAN, IMAGENET_STD, ImageReadError, load_rgb
+from helpers.data import IMAGENET_MEAN, IMAGENET_STD, load_rgb
 from helpers.profile import Profile
 
 IMG_EXTENSIONS = (".jpg", ".jpeg", ".png", ".ppm", ".bmp", ".pgm", ".tif", ".tiff", ".webp", ".gif")
 RATIO = (3 / 4, 4 / 3)  # RandomResizedCrop's default aspect-ratio range
+# torchvision 0.29 deprecates its decoders in favour of TorchCodec (not installed here); they work.
+warnings.filterwarnings("ignore", message="The image decoding and encoding capabilities of TorchVision",
+                        category=DeprecationWarning)
 
 
 # ----------------------------------------------------------------------------- decoding, once
-def _to_rgb(img: torch.Tensor) -> torch.Tensor:
-    """(C, H, W) uint8 with C in 1..4 -> RGB; alpha is composited on white, as :func:`load_rgb` does."""
-    if img.shape[0] in (2, 4):  # gray+alpha or RGBA
-        color, alpha = img[:-1].float(), img[-1:].float() / 255
-        img = (color * alpha + 255 * (1 - alpha)).round_().to(torch.uint8)
-    return img.expand(3, -1, -1) if img.shape[0] == 1 else img
-
-
 def read_rgb(path: str | Path) -> torch.Tensor:
-    """Decode one image file to a (3, H, W) uint8 RGB tensor: grayscale and CMYK JPEGs are
-    converted by libjpeg, RGBA/LA/palette images composited on white; formats torchvision cannot
-    decode go through PIL; an unreadable file raises :class:`ImageReadError` naming it."""
+    """Decode one image file to a (3, H, W) uint8 RGB tensor. JPEGs (grayscale and CMYK ones
+    included) are decoded by ``torchvision.io.decode_jpeg``; other formats go through
+    :func:`helpers.data.load_rgb` (RGBA/LA/palette composited on white; torchvision 0.29's
+    ``RGB_ALPHA`` mode garbles palette PNGs). A broken file raises :class:`ImageReadError`."""
     data = torchvision.io.read_file(str(path))
-    try:
-        if data[:2].tolist() == [0xFF, 0xD8]:  # JPEG
+    if data[:2].tolist() == [0xFF, 0xD8]:  # JPEG
+        try:
             return decode_jpeg(data, mode=ImageReadMode.RGB)
-        return _to_rgb(decode_image(data, mode=ImageReadMode.RGB_ALPHA))
-    except RuntimeError:
-        import numpy as np
-
-        arr = np.asarray(load_rgb(path))  # raises ImageReadError for a broken file
-        return torch.from_numpy(arr.copy()).permute(2, 0, 1).contiguous()
+        except RuntimeError:
+            pass  # let PIL try, and name the file if it cannot
+    return torch.from_numpy(np.asarray(load_rgb(path)).copy()).permute(2, 0, 1).contiguous()
 
 
 def resize_square(img: torch.Tensor, size: int) -> torch.Tensor:
