@@ -5,7 +5,6 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(abspath $(VENV))/bin
 export PATH := $(BIN):$(PATH)
-export MPLBACKEND ?= Agg
 STAMP := $(VENV)/.installed
 
 .PHONY: setup lab test test-fast bench clean-data help
@@ -27,7 +26,7 @@ lab: setup
 
 # Unit and end-to-end tests, then every solution notebook re-executed by nbval (fast profile).
 test: setup
-	COURSE_PROFILE=fast $(BIN)/python -m pytest -p no:cacheprovider -q tests solutions --nbval-lax
+	COURSE_PROFILE=fast MPLBACKEND=Agg $(BIN)/python -m pytest -p no:cacheprovider -q tests solutions --nbval-lax
 
 bench: setup
 	$(BIN)/python scripts/bench_training.py

@@ -1,10 +1,12 @@
-"""nbgrader configuration for the fine-tuning course (instructor side).
+"""nbgrader configuration for the fine-tuning course (instructor side, nbgrader 0.9.6).
 
 Layout: source notebooks (solutions + hidden tests) in ``solutions/<assignment>/``; the student
-release that ``nbgrader generate_assignment`` makes of them in ``notebooks/<assignment>/``.
+release that ``nbgrader generate_assignment`` makes of them in ``notebooks/<assignment>/``;
+``submitted/``, ``autograded/``, ``feedback/``, ``gradebook.db`` are created by the instructor
+workflow (``scripts/instructor.py``, ``make release|collect|autograde|feedback|export|demo``) and
+are git-ignored.
 """
 import os
-import sys
 
 c = get_config()  # noqa: F821  (provided by nbgrader)
 
@@ -13,20 +15,35 @@ c.CourseDirectory.root = os.path.dirname(os.path.abspath(__file__))
 c.CourseDirectory.source_directory = "solutions"
 c.CourseDirectory.release_directory = "notebooks"
 
+# The course's assignments, in order. nbgrader 0.9 registers an assignment in the gradebook when
+# it is generated (`make release`); `nbgrader db assignment add NAME --duedate=...` sets a due date.
 ASSIGNMENTS = ["ch1_basics", "ch2_hotdog", "ch3_unfreezing", "ch4_compression", "ch5_recovery"]
-c.CourseDirectory.db_assignments = [dict(name=a) for a in ASSIGNMENTS]
 
-# Student code runs in the fast profile whatever the grader's environment says.
+# Student code runs in the fast profile whatever the grader's environment says: kernels started
+# by nbgrader (autograde, validate, generate_feedback) inherit this process's environment.
 os.environ["COURSE_PROFILE"] = "fast"
+os.environ.setdefault("MPLBACKEND", "Agg")
 
-# Each cell gets this many seconds in the fast profile; a cell that never ends is stopped.
-c.ExecutePreprocessor.timeout = 120
+# Per-cell limit: every notebook runs in < 60 s in the fast profile, so no honest cell needs more
+# than 120 s even on a slow grader. A cell that never ends is interrupted (KeyboardInterrupt in
+# the kernel), reported as CellTimeoutError, and the rest of the notebook is still graded.
 c.Execute.timeout = 120
 c.Execute.interrupt_on_timeout = True
+c.Execute.raise_on_iopub_timeout = True
 
-# Gradebook: SQLite in the course folder by default. For a JupyterHub course, use PostgreSQL:
-# c.CourseDirectory.db_url = "postgresql://nbgrader:PASSWORD@db-host/finetuning"
-c.CourseDirectory.db_url = "sqlite:///" + os.path.join(c.CourseDirectory.root, "gradebook.db")
+# Locked cells (tests, statements) are restored from the gradebook at autograding; a test cell a
+# student deleted is put back too, so deleting a failing test gains nothing.
+c.OverwriteCells.add_missing_cells = True
+
+# Gradebook: SQLite in the course folder by default (git-ignored). When a JupyterHub course
+# outgrows one instructor's machine, use PostgreSQL (pip install psycopg2-binary):
+# c.CourseDirectory.db_url = "postgresql://nbgrader:PASSWORD@db-host:5432/finetuning"
+c.CourseDirectory.db_url = os.environ.get(
+    "NBGRADER_DB_URL", "sqlite:///" + os.path.join(c.CourseDirectory.root, "gradebook.db"))
+
+# `nbgrader zip_collect` (LMS downloads in downloaded/<assignment>/archive/): files named
+# <student>_<notebook>.ipynb, e.g. alice_ch1_basics.ipynb (student ids without "_").
+c.FileNameCollectorPlugin.named_regexp = r".*/(?P<student_id>[^/_]+)_(?P<file_id>[^/]+\.ipynb)$"
 
 c.ClearSolutions.code_stub = {"python": "# YOUR CODE HERE\nraise NotImplementedError()"}
 c.ClearSolutions.text_stub = "YOUR ANSWER HERE"

@@ -1,0 +1,36 @@
+# Instructor workflow (included from the Makefile): thin targets over scripts/instructor.py,
+# which wraps nbgrader's own commands. See README "For instructors".
+#   make release                      solutions/ -> notebooks/ (nbgrader generate_assignment --force)
+#   make collect FROM=downloads/      FROM/<student>/<assignment>/*.ipynb -> submitted/ (checked)
+#   make collect FROM=lms/ ZIP=ch1_basics   LMS files/zips <student>_<notebook>.ipynb -> nbgrader zip_collect
+#   make autograde [STUDENT=id] [ASSIGNMENTS="ch1_basics ..."] [FORCE=1]
+#   make feedback [STUDENT=id] [RELEASE_FEEDBACK=1]
+#   make export [GRADES=grades.csv]
+#   make demo                         a whole term on a temporary copy (release, 3 samples, feedback, table)
+#   make bench-autograde              time to autograde one student's whole course (fast profile, 2 cores)
+VENV ?= .venv
+INSTRUCTOR = $(VENV)/bin/python scripts/instructor.py
+FROM ?= downloads
+GRADES ?= grades.csv
+
+.PHONY: release collect autograde feedback export demo bench-autograde
+release:
+	$(INSTRUCTOR) release $(ASSIGNMENTS)
+
+collect:
+	$(INSTRUCTOR) collect $(FROM) $(if $(ZIP),--zip $(ZIP)) $(if $(FORCE),--force)
+
+autograde:
+	$(INSTRUCTOR) autograde $(ASSIGNMENTS) $(if $(STUDENT),--student $(STUDENT)) $(if $(FORCE),--force)
+
+feedback:
+	$(INSTRUCTOR) feedback $(ASSIGNMENTS) $(if $(STUDENT),--student $(STUDENT)) $(if $(RELEASE_FEEDBACK),--release)
+
+export:
+	$(INSTRUCTOR) export --to $(GRADES)
+
+demo:
+	$(INSTRUCTOR) demo
+
+bench-autograde:
+	$(VENV)/bin/python scripts/bench_autograde.py

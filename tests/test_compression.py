@@ -1,0 +1,142 @@
+"""helpers.compression: real behaviour on tiny models (fast: a few seconds in all)."""
+import logging
+
+import pytest
+import torch
+import torchvision
+
+from helpers import compression as C
+from helpers.grading import tiny_loader, tiny_net
+from helpers.models import count_parameters
+from helpers.training import train
+
+
+def _state(net):
+    return {k: v.clone() for k, v in net.state_dict().items()}
+
+
+def _same(a, b):
+    return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_pruning_copies_and_keeps_the_original():
+    net = tiny_net()
+    before = _state(net)
+    pruned = C.prune_global_l1(net, 0.6)
+    assert _same(before, net.state_dict()) and C.sparsity(net) == 0.0
+    assert pruned is not net and abs(C.sparsity(pruned) - 0.6) < 0.01
+    assert C.count_nonzero(pruned) < 0.5 * C.count_nonzero(net)
+    assert count_parameters(pruned) == count_parameters(net)  # numel does not see pruning
+    permanent = C.make_permanent(pruned)
+    assert not any(k.endswith("_mask") for k in permanent.state_dict())
+    assert abs(C.sparsity(permanent) - C.sparsity(pruned)) < 1e-9
+    assert any(k.endswith("_mask") for k in pruned.state_dict())  # make_permanent copied
+    assert C.serialized_size(pruned) < 0.75 * C.serialized_size(net)
+    assert C.serialized_size(pruned, compress=False) == C.serialized_size(C.clone(net), compress=False)
+
+
+def test_sparsity_survives_masked_finetuning_but_not_after_remove():
+    loader = tiny_loader()
+    pruned = C.prune_global_l1(tiny_net(), 0.7)
+    s0 = C.sparsity(pruned)
+    opt = torch.optim.SGD(pruned.parameters(), lr=0.05, momentum=0.9, weight_decay=1e-3)
+    train(pruned, loader, None, opt, 2, progress=False)
+    assert C.sparsity(pruned) == pytest.approx(s0, abs=1e-9)
+    C.clone(pruned)  # a trained masked model can still be copied
+    removed = C.make_permanent(C.prune_global_l1(tiny_net(), 0.7))
+    opt = torch.optim.SGD(removed.parameters(), lr=0.05, momentum=0.9)
+    train(removed, loader, None, opt, 2, progress=False)
+    assert C.sparsity(removed) < 0.5  # the document's mistake: weights grow back
+
+
+def test_static_quantization_quantizes_convolutions_and_shrinks():
+    net, loader = tiny_net(), tiny_loader()
+    before = _state(net)
+    q = C.quantize_static(net, loader, num_batches=2)
+    assert _same(before, net.state_dict())
+    layers = C.quantized_layers(q)
+    assert "net.fc" in layers and sum("conv" in n or "downsample" in n for n in layers) >= 9
+    assert C.serialized_size(q, compress=False) < C.serialized_size(net, compress=False)
+    x = next(iter(loader))[0]
+    assert q(x).shape == (8, 2) and C.latency_ms(q, x, repeats=2) > 0
+    assert C.count_nonzero(q) > 0.9 * C.count_nonzero(net)
+    dyn = C.quantize_dynamic(net)
+    assert list(C.quantized_layers(dyn)) == ["fc"]  # dynamic quantization skips convolutions
+
+
+def test_static_quantization_works_on_torchvision_resnet18():
+    net = torchvision.models.resnet18(num_classes=2).eval()
+    q = C.quantize_static(net, [(torch.randn(1, 3, 64, 64), None)], num_batches=1)
+    assert len(C.quantized_layers(q)) == 21  # 20 convolutions + fc
+    assert q(torch.randn(1, 3, 64, 64)).shape == (1, 2)
+
+
+def test_qat_trains_float_weights_then_converts():
+    net, loader = tiny_net(), tiny_loader()
+    qat = C.prepare_qat(net)
+    assert count_parameters(qat, trainable_only=True) > 0
+    train(qat, loader, None, torch.optim.SGD(qat.parameters(), lr=0.01), 1, progress=False)
+    q = C.convert_qat(qat)
+    assert "net.fc" in C.quantized_layers(q) and C.accuracy(q, loader) >= 0.0
+
+
+GOOD = """
+seed: 0
+compression:
+  - method: pruning
+    params: {sparsity: 0.5}
+    finetuning: {epochs: 1, lr: 0.01}
+  - method: quantization
+  - name: chain
+    steps:
+      - method: pruning
+        params: {sparsity: 0.5}
+      - method: distillation
+        params: {temperature: 2.0, alpha: 0.5}
+        finetuning: {epochs: 1, lr: 0.01}
+      - method: quantization
+"""
+
+
+def test_config_parses():
+    cfg = C.load_config(GOOD)
+    assert [e.name for e in cfg.experiments] == ["pruning 50%", "int8", "chain"]
+    assert cfg.experiments[0].steps[0].finetuning.epochs == 1
+    assert [s.method for s in cfg.experiments[2].steps] == ["pruning", "distillation", "quantization"]
+
+
+@pytest.mark.parametrize("text, words", [
+    ("compression:\n  - method: pruneing\n    params: {sparsity: 0.5}", ["unknown method", "pruneing", "pruning"]),
+    ("compression:\n  - method: pruning\n    params: {sparsity: 1.5}", ["sparsity", "(0, 1)"]),
+    ("compression:\n  - method: pruning", ["missing", "sparsity"]),
+    ("compression:\n  - params: {sparsity: 0.5}", ["missing", "method"]),
+    ("compression:\n  - method: pruning\n    params: {sparsity: '0.5'}", ["sparsity", "number"]),
+    ("compression:\n  - method: pruning\n    params: {sparsity: 0.5}\n    finetuning: {epochs: 1.5}",
+     ["epochs", "integer"]),
+    ("compression:\n  - method: distillation\n    finetuning: {epochs: 1}", ["student"]),
+    ("compression:\n  - steps:\n    - method: quantization\n    - method: pruning\n      params: {sparsity: 0.5}",
+     ["quantization last"]),
+    ("model: resnet18", ["compression"]),
+    ("compresion: []", ["unknown top-level", "compresion"]),
+])
+def test_config_errors_say_what_to_fix(text, words):
+    with pytest.raises(C.ConfigError) as err:
+        C.load_config(text)
+    for w in words:
+        assert w in str(err.value), (w, str(err.value))
+
+
+def test_run_workflow_keeps_the_baseline(caplog):
+    net, loader = tiny_net(), tiny_loader()
+    before = _state(net)
+    cfg = C.load_config(GOOD)
+    models = {}
+    with caplog.at_level(logging.INFO, logger="helpers.compression"):
+        rows = C.run_workflow(cfg, net, loader, loader, keep_models=models)
+    assert _same(before, net.state_dict())
+    assert [r["method"] for r in rows] == ["baseline", "pruning 50%", "int8", "chain"]
+    assert rows[1]["sparsity"] == pytest.approx(0.5, abs=0.01)
+    assert rows[3]["sparsity"] >= 0.45  # distillation of the pruned student kept its mask
+    assert C.quantized_layers(models["chain"])
+    assert "chain: accuracy" in caplog.text
+    assert "method" in C.format_table(rows)
