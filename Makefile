@@ -36,3 +36,4 @@ clean-data:
 	rm -rf data/mini-*
 
 -include docs/instructor_make.mk
+release collect autograde feedback export demo bench-autograde: setup

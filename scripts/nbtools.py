@@ -77,7 +77,11 @@ def answer(grade_id: str, points: float, text: str = "YOUR ANSWER HERE") -> nbfo
 
 
 def write(path: str | Path, cells: list) -> Path:
-    """Write a notebook (no outputs, Python 3 kernel) and validate it."""
+    """Write a notebook (no outputs, Python 3 kernel) and validate it. Cell ids are derived from the
+    position (and grade id), so rebuilding an unchanged notebook gives identical bytes."""
+    for i, cell in enumerate(cells):
+        gid = cell.get("metadata", {}).get("nbgrader", {}).get("grade_id")
+        cell["id"] = f"c{i:03d}" + (f"-{gid}" if gid else "")
     nb = new_notebook(cells=cells, metadata={
         "kernelspec": {"display_name": "Python 3 (ipykernel)", "language": "python", "name": "python3"},
         "language_info": {"name": "python"}})
