@@ -1,7 +1,7 @@
 """Build ``solutions/ch1_basics/ch1_basics.ipynb``: ``.venv/bin/python -m scripts.build_ch1_basics``."""
 from scripts.nbtools import md, code, solution, tests, written, answer, write
 
-cells = [
+CELLS = [
 md(r"""
 # Chapter 1: Fine-tuning basics
 
@@ -379,5 +379,5 @@ small learning rate. For reference, d2l's fine-tuned ResNet-18 (all layers train
 """),
 ]
 
-write("solutions/ch1_basics/ch1_basics.ipynb", cells)
-print("ok")
+if __name__ == "__main__":
+    print(write("solutions/ch1_basics/ch1_basics.ipynb", CELLS))

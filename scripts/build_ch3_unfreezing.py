@@ -1,7 +1,7 @@
 """Build ``solutions/ch3_unfreezing/ch3_unfreezing.ipynb``: ``.venv/bin/python -m scripts.build_ch3_unfreezing``."""
 from scripts.nbtools import md, code, solution, tests, written, answer, write
 
-cells = [
+CELLS = [
 md(r"""
 # Chapter 3: Unfreezing strategies
 
@@ -479,5 +479,5 @@ target data set is small and the new head would otherwise disturb the pretrained
 """),
 ]
 
-write("solutions/ch3_unfreezing/ch3_unfreezing.ipynb", cells)
-print("ok")
+if __name__ == "__main__":
+    print(write("solutions/ch3_unfreezing/ch3_unfreezing.ipynb", CELLS))
