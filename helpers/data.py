@@ -6,7 +6,7 @@ from pathlib import Path
 import torch
 import torchvision
 from PIL import Image, ImageFile
-from torch.utils.data import DataLoader
+from torch.utils.data import DataLoader, Dataset
 from torchvision import transforms as T
 
 from helpers.profile import Profile
@@ -62,16 +62,59 @@ def hotdog_dir(profile: Profile) -> Path:
     return download_extract("hotdog", profile.data_dir)
 
 
-def image_folder(root: str | Path, transform=None) -> torchvision.datasets.ImageFolder:
-    """``ImageFolder`` that reads every image with :func:`load_rgb`."""
-    return torchvision.datasets.ImageFolder(str(root), transform=transform, loader=load_rgb)
+class DecodeOnce:
+    """An ``ImageFolder`` loader that decodes each file once and keeps the RGB image in memory.
+
+    Transforms return new images, so the cached ones are never modified. Use it for small data
+    sets only (the fast profile's mini world); the full profile's fast path is :mod:`helpers.fastpath`."""
+
+    def __init__(self) -> None:
+        self._images: dict[str, Image.Image] = {}
+
+    def __call__(self, path: str) -> Image.Image:
+        if path not in self._images:
+            self._images[path] = load_rgb(path)
+        return self._images[path]
 
 
-def hotdog_datasets(profile: Profile, train_tf=None, test_tf=None):
-    """``(train, test)`` ImageFolders with the chapter's transforms (``None`` -> defaults)."""
+class Memoized(Dataset):
+    """Keeps every item of ``dataset`` after its first read: only for deterministic transforms
+    (the test transform), where reading again would give the same tensor."""
+
+    def __init__(self, dataset) -> None:
+        self.dataset, self._items = dataset, {}
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __getitem__(self, i: int):
+        if i not in self._items:
+            self._items[i] = self.dataset[i]
+        return self._items[i]
+
+    def __getattr__(self, name: str):  # classes, samples, transform, ... of the wrapped data set
+        if name in ("dataset", "_items"):
+            raise AttributeError(name)
+        return getattr(self.dataset, name)
+
+
+def image_folder(root: str | Path, transform=None, decode_once: bool = False) -> torchvision.datasets.ImageFolder:
+    """``ImageFolder`` that reads every image with :func:`load_rgb` (once, with ``decode_once``)."""
+    return torchvision.datasets.ImageFolder(str(root), transform=transform,
+                                            loader=DecodeOnce() if decode_once else load_rgb)
+
+
+def hotdog_datasets(profile: Profile, train_tf=None, test_tf=None, cache: bool | None = None):
+    """``(train, test)`` ImageFolders with the chapter's transforms (``None`` -> defaults).
+
+    ``cache`` (default: on in the fast profile) decodes each image once, and keeps the test
+    tensors when the test transform is the default, deterministic one. Same transforms, same
+    results, about a third less time per epoch on the mini world."""
     root = hotdog_dir(profile)
-    return (image_folder(root / "train", train_tf if train_tf is not None else train_transform(profile)),
-            image_folder(root / "test", test_tf if test_tf is not None else test_transform(profile)))
+    cache = profile.fast if cache is None else cache
+    train = image_folder(root / "train", train_tf if train_tf is not None else train_transform(profile), cache)
+    test = image_folder(root / "test", test_tf if test_tf is not None else test_transform(profile), cache)
+    return train, (Memoized(test) if cache and test_tf is None else test)
 
 
 def loaders(train_ds, test_ds, profile: Profile, batch_size: int | None = None, seed: int = 0):

@@ -86,3 +86,36 @@ def test_world_is_deterministic_and_generation_is_atomic(tmp_path):
 
 def test_source_classes_are_sorted_like_imagefolder():
     assert list(world.SOURCE_CLASSES) == sorted(world.SOURCE_CLASSES) and "hotdog" in world.SOURCE_CLASSES
+
+
+def test_caching_gives_the_same_batches_and_decodes_each_file_once(tmp_path, monkeypatch):
+    p = get_profile("fast")
+    monkeypatch.setattr(data, "hotdog_dir", lambda profile: world.ensure_target_dataset(tmp_path))
+    reads = []
+    real = data.load_rgb
+    monkeypatch.setattr(data, "load_rgb", lambda path: reads.append(path) or real(path))
+
+    def epochs(cache):
+        train_ds, test_ds = data.hotdog_datasets(p, cache=cache)
+        train_iter, test_iter = data.loaders(train_ds, test_ds, p, seed=3)
+        torch.manual_seed(0)  # the random crops and flips draw from the global generator
+        return [[b for b in it] for it in (train_iter, test_iter, train_iter, test_iter)]
+
+    plain = epochs(cache=False)
+    assert len(reads) == 2 * (240 + 200)
+    reads.clear()
+    cached = epochs(cache=True)
+    assert len(reads) == 240 + 200  # each file decoded once over two epochs
+    assert len(reads) == len(set(reads))
+    for a, b in zip(plain, cached):
+        for (xa, ya), (xb, yb) in zip(a, b, strict=True):
+            assert torch.equal(xa, xb) and torch.equal(ya, yb)
+    assert not torch.equal(cached[0][0][0], cached[2][0][0])  # training batches still re-augmented
+
+
+def test_a_custom_test_transform_is_never_memoized():
+    p = get_profile("fast")
+    _, test_ds = data.hotdog_datasets(p, test_tf=data.train_transform(p), cache=True)
+    assert not isinstance(test_ds, data.Memoized)
+    torch.manual_seed(0)
+    assert not torch.equal(test_ds[0][0], test_ds[0][0])

@@ -158,3 +158,29 @@ def test_bad_profile_name_says_what_to_do(monkeypatch):
     monkeypatch.setenv("COURSE_PROFILE", "turbo")
     with pytest.raises(ValueError, match="COURSE_PROFILE"):
         get_profile()
+
+
+def test_channels_last_default_gives_the_same_training_and_accepts_flat_inputs():
+    runs = []
+    for channels_last in (False, True):
+        net = grading.tiny_net(seed=1)
+        seen = set()
+        net.conv1.register_forward_pre_hook(
+            lambda m, args: seen.add(args[0].is_contiguous(memory_format=torch.channels_last)))
+        opt = torch.optim.SGD(net.parameters(), lr=0.1, momentum=0.9)
+        hist = training.train(net, grading.tiny_loader(), grading.tiny_loader(), opt, 3,
+                              progress=False, channels_last=channels_last)
+        assert seen == {channels_last}  # training and evaluation batches alike
+        runs.append((hist, net))
+    (h0, n0), (h1, n1) = runs
+    # batches go NHWC, parameters keep their layout: flattening them still works
+    assert all(p.is_contiguous() for p in n1.parameters())
+    torch.nn.utils.parameters_to_vector(n1.parameters())
+    for a, b in zip(h0.rows, h1.rows):
+        assert math.isclose(a["train_loss"], b["train_loss"], rel_tol=1e-3)
+        assert a["test_acc"] == b["test_acc"]
+    for (name, p0), p1 in zip(n0.state_dict().items(), n1.state_dict().values()):
+        assert torch.allclose(p0.float(), p1.float(), atol=1e-4), name
+    flat = nn.Sequential(nn.Linear(4, 2))  # 2-D batches: the default must not try to reformat them
+    data = [(torch.randn(8, 4), torch.randint(0, 2, (8,)))]
+    training.train(flat, data, None, torch.optim.SGD(flat.parameters(), lr=0.1), 1, progress=False)
