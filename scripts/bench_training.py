@@ -59,11 +59,11 @@ def main() -> None:
                                channels_last=kind == "course_nhwc")
             rates[kind].append(args.n * args.epochs / (time.perf_counter() - start))
     bare, course, nhwc = (statistics.median(rates[k]) for k in ("bare", "course", "course_nhwc"))
-    print(f"bare PyTorch loop (NCHW)        : {bare:8.0f} examples/s (median of {args.repeats})")
+    print(f"bare PyTorch loop, NCHW            : {bare:8.0f} examples/s (median of {args.repeats})")
     print(f"helpers.train, channels_last=False: {course:8.0f} examples/s (progress bar, history, accuracy on)")
-    print(f"helpers.train, default (NHWC)   : {nhwc:8.0f} examples/s")
-    print(f"ratio course/bare, like for like: {course / bare:.3f}  (goal >= 0.95)")
-    print(f"ratio default/bare              : {nhwc / bare:.3f}")
+    print(f"helpers.train, default (NHWC)     : {nhwc:8.0f} examples/s")
+    print(f"ratio course/bare, like for like  : {course / bare:.3f}  (goal >= 0.95)")
+    print(f"ratio default/bare                : {nhwc / bare:.3f}")
 
 
 if __name__ == "__main__":
