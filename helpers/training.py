@@ -24,7 +24,7 @@ from torch import nn
 from torch.nn import functional as F
 from tqdm.auto import tqdm
 
-from helpers.models import LAYER_GROUPS, group_parameters
+from helpers.models import LAYER_GROUPS, group_parameters, trainable_groups
 
 
 def seed_everything(seed: int = 0) -> torch.Generator:
@@ -125,6 +125,18 @@ def distillation_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor
 
 class Callback(Protocol):
     def on_epoch_start(self, epoch: int, net: nn.Module, optimizer: torch.optim.Optimizer) -> None: ...
+
+
+class StageRecorder:
+    """A callback that records, at the start of each epoch, the layer groups that are trainable.
+
+    Put it after an unfreezer in ``callbacks``, so that it sees each epoch's stage."""
+
+    def __init__(self) -> None:
+        self.stages: list[list[str]] = []
+
+    def on_epoch_start(self, epoch: int, net: nn.Module, optimizer: torch.optim.Optimizer) -> None:
+        self.stages.append(trainable_groups(net))
 
 
 @dataclass

@@ -403,18 +403,9 @@ md(r"""
 
 The pretrained model with a new head, discriminative learning rates for all six groups registered up front, a
 warmup + cosine schedule stepped every batch, and your unfreezer: one more group per epoch from the head down. A
-second callback records which groups are trainable at each epoch.
+second callback, `training.StageRecorder`, records which groups are trainable at each epoch.
 """),
 code(r"""
-class StageRecorder:
-    # Runs after the unfreezer: records the trainable groups of each epoch.
-    def __init__(self):
-        self.stages = []
-
-    def on_epoch_start(self, epoch, net, optimizer):
-        self.stages.append(models.trainable_groups(net))
-
-
 train_iter, test_iter = data.hotdog_loaders(profile)
 epochs, base_lr = 4, (0.05 if profile.fast else 0.01)
 steps = epochs * len(train_iter)
@@ -422,7 +413,7 @@ gradual = models.finetune_net(profile, num_classes=2)
 pretrained = copy.deepcopy(gradual)
 optimizer = torch.optim.SGD(discriminative_param_groups(gradual, base_lr), momentum=0.9)
 scheduler = warmup_cosine_scheduler(optimizer, warmup_steps=len(train_iter) // 2, total_steps=steps)
-recorder = StageRecorder()
+recorder = training.StageRecorder()  # records the trainable groups of each epoch
 history = training.train(gradual, train_iter, test_iter, optimizer, epochs, scheduler=scheduler,
                          scheduler_interval="batch", callbacks=[GradualUnfreezer(every=1), recorder])
 print(history)

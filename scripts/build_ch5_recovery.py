@@ -614,21 +614,12 @@ accuracy.
 ## 8. Progressive unfreezing against full fine-tuning
 
 Your schedule and your callback, one stage per epoch: the head alone, then `layer4` too, then `layer3` too. A
-second callback records the trainable groups of each epoch. The optimizer of `recover` registers every group up
-front, so the groups unfrozen later are trained.
+second callback, `training.StageRecorder`, records the trainable groups of each epoch. The optimizer of
+`recover` registers every group up front, so the groups unfrozen later are trained.
 """),
     code(r"""
-class StageRecorder:
-    # Runs after the unfreezer: records the groups trainable at each epoch.
-    def __init__(self):
-        self.stages = []
-
-    def on_epoch_start(self, epoch, net, optimizer):
-        self.stages.append(models.trainable_groups(net))
-
-
 schedule = progressive_unfreezing_schedule(list(models.LAYER_GROUPS), RECOVERY_EPOCHS)
-recorder = StageRecorder()
+recorder = training.StageRecorder()
 recover("progressive", C.clone(pruned), callbacks=[ScheduleUnfreezer(schedule), recorder])
 print("trainable groups per epoch:", recorder.stages)
 assert recorder.stages == [["head"], ["layer4", "head"], ["layer3", "layer4", "head"]]

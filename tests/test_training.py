@@ -184,3 +184,17 @@ def test_channels_last_default_gives_the_same_training_and_accepts_flat_inputs()
     flat = nn.Sequential(nn.Linear(4, 2))  # 2-D batches: the default must not try to reformat them
     data = [(torch.randn(8, 4), torch.randint(0, 2, (8,)))]
     training.train(flat, data, None, torch.optim.SGD(flat.parameters(), lr=0.1), 1, progress=False)
+
+
+def test_stage_recorder_sees_each_epochs_trainable_groups_after_the_unfreezer():
+    class UnfreezeOneMore:
+        def on_epoch_start(self, epoch, net, optimizer):
+            models.freeze(net, models.LAYER_GROUPS)
+            models.unfreeze(net, list(reversed(models.LAYER_GROUPS))[:epoch + 1])
+
+    net = grading.tiny_net()
+    recorder = training.StageRecorder()
+    opt = torch.optim.SGD(training.param_groups(net, 0.01), lr=0.01)
+    training.train(net, grading.tiny_loader(), None, opt, 3, progress=False,
+                   callbacks=[UnfreezeOneMore(), recorder])
+    assert recorder.stages == [["head"], ["layer4", "head"], ["layer3", "layer4", "head"]]
