@@ -268,23 +268,33 @@ def quantize_static(net: nn.Module, calibration_loader: Iterable, num_batches: i
 
 def prepare_qat(net: nn.Module) -> nn.Module:
     """A copy of ``net`` ready for quantization-aware fine-tuning: float weights, fake int8
-    quantization in the forward pass. Fine-tune it like any model, then :func:`convert_qat`."""
+    quantization in the forward pass. Fine-tune it like any model, then :func:`convert_qat`.
+
+    A pruned ``net`` keeps its masks: they are put back on the fused QAT layers (same names), so
+    QAT fine-tuning cannot regrow pruned weights (BatchNorm folding scales a zero to zero)."""
+    masks = {name: m.weight_mask.detach().clone() for name, m in net.named_modules()
+             if hasattr(m, "weight_mask") and hasattr(m, "weight_orig")}
     with _quiet():
         torch.backends.quantized.engine = BACKEND
         q = _quantizable(net.cpu(), qat=True)
         q.qconfig = torch.ao.quantization.get_default_qat_qconfig(BACKEND)
-        return torch.ao.quantization.prepare_qat(q, inplace=True)
+        q = torch.ao.quantization.prepare_qat(q, inplace=True)
+    for name, mask in masks.items():
+        prune.custom_from_mask(q.net.get_submodule(name), "weight", mask)
+    return q
 
 
 def convert_qat(net: nn.Module) -> nn.Module:
-    """The int8 model of a QAT-fine-tuned copy (``net`` itself is not changed)."""
+    """The int8 model of a QAT-fine-tuned copy (``net`` itself is not changed; masks are folded
+    into the weights first, so pruned weights are exact int8 zeros)."""
     with _quiet():
-        return torch.ao.quantization.convert(clone(net).cpu().eval(), inplace=True)
+        return torch.ao.quantization.convert(make_permanent(net).cpu().eval(), inplace=True)
 
 
 def quantize_dynamic(net: nn.Module) -> nn.Module:
     """The document's ``quantize_dynamic(model, {nn.Linear, nn.Conv2d}, dtype=torch.qint8)``, on a
-    copy: only ``Linear`` layers are converted (there is no dynamic int8 convolution), silently."""
+    copy: only ``Linear`` layers are converted; ``Conv2d`` is not in ``quantize_dynamic``'s default
+    module mapping, so it is skipped silently."""
     with _quiet():
         return torch.ao.quantization.quantize_dynamic(clone(net).cpu().eval(), {nn.Linear, nn.Conv2d},
                                                       dtype=torch.qint8)

@@ -117,16 +117,21 @@ def hotdog_datasets(profile: Profile, train_tf=None, test_tf=None, cache: bool |
     return train, (Memoized(test) if cache and test_tf is None else test)
 
 
-def loaders(train_ds, test_ds, profile: Profile, batch_size: int | None = None, seed: int = 0):
-    """Seeded, shuffled training loader and ordered test loader."""
+def loaders(train_ds, test_ds, profile: Profile, batch_size: int | None = None, seed: int | None = None):
+    """Shuffled training loader and ordered test loader.
+
+    The shuffling draws from PyTorch's global generator, like the random crops, so
+    ``training.seed_everything(s)`` at the start of a run fixes both: two runs started that way
+    see the same batches. ``seed`` gives the training loader a generator of its own instead."""
     bs = batch_size or profile.batch_size
     kw = dict(num_workers=profile.num_workers, pin_memory=profile.device.type == "cuda",
               persistent_workers=profile.num_workers > 0)
-    return (DataLoader(train_ds, bs, shuffle=True, generator=torch.Generator().manual_seed(seed), **kw),
+    gen = torch.Generator().manual_seed(seed) if seed is not None else None
+    return (DataLoader(train_ds, bs, shuffle=True, generator=gen, **kw),
             DataLoader(test_ds, bs, shuffle=False, **kw))
 
 
-def hotdog_loaders(profile: Profile, batch_size: int | None = None, seed: int = 0):
+def hotdog_loaders(profile: Profile, batch_size: int | None = None, seed: int | None = None):
     """``(train_iter, test_iter)`` for the hotdog data of the active profile."""
     return loaders(*hotdog_datasets(profile), profile, batch_size, seed)
 

@@ -102,7 +102,9 @@ and `models.count_parameters(net, trainable_only=True)` (your exercise 2).
 
 Write `freeze_group(group_layers)` and `unfreeze_group(group_layers)`: given a list of modules (one value of
 `get_layer_groups`), set `requires_grad` to `False` / `True` on **every** parameter of **every** module of the list.
-Write `count_trainable(model)`: the number of trainable parameter **elements** (not tensors).
+Change only `requires_grad`: do not switch modules to eval mode (`training.train` keeps the statistics of
+frozen BatchNorm layers fixed by itself, see chapter 1). Write `count_trainable(model)`: the number of trainable
+parameter **elements** (not tensors).
 """),
 solution(r"""
 def freeze_group(group_layers):
@@ -148,7 +150,8 @@ assert count_trainable(tiny) == models.count_parameters(tiny)
 # freezing is requires_grad, nothing else: the module stays in training mode and keeps its weights
 w = tiny.layer2[0].conv1.weight.detach().clone()
 freeze_group([tiny.layer2])
-assert tiny.layer2.training and torch.equal(tiny.layer2[0].conv1.weight, w)
+assert tiny.layer2.training, "freeze_group must only set requires_grad, not call .eval()"
+assert torch.equal(tiny.layer2[0].conv1.weight, w), "freeze_group must not change the weights"
 assert all(not p.requires_grad for p in tiny.layer2.parameters())
 assert count_trainable(grading.tiny_net()) == models.count_parameters(grading.tiny_net())
 ### END HIDDEN TESTS

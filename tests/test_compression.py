@@ -80,6 +80,20 @@ def test_qat_trains_float_weights_then_converts():
     assert "net.fc" in C.quantized_layers(q) and C.accuracy(q, loader) >= 0.0
 
 
+def test_qat_after_pruning_keeps_the_masks_and_the_sparsity():
+    loader = tiny_loader()
+    pruned = C.prune_global_l1(tiny_net(), 0.7)
+    s0 = C.sparsity(pruned)
+    qat = C.prepare_qat(pruned)
+    assert C.is_pruned(qat) and C.sparsity(qat) == pytest.approx(s0, abs=1e-9)
+    opt = torch.optim.SGD(qat.parameters(), lr=0.05, momentum=0.9)
+    train(qat, loader, None, opt, 2, progress=False)
+    assert C.sparsity(qat) == pytest.approx(s0, abs=1e-9)  # no pruned weight grew back
+    q = C.convert_qat(qat)
+    assert C.sparsity(q) >= s0 - 1e-9  # pruned weights are int8 zeros (rounding may add a few)
+    assert len(C.quantized_layers(q)) >= 10 and C.is_pruned(qat)  # qat itself is not changed
+
+
 GOOD = """
 seed: 0
 compression:

@@ -1,5 +1,5 @@
 """The fast profile's lesson holds: fine-tuning the pretrained source model beats training the same
-architecture from scratch on the mini hotdog test set (measured margin ~0.2 at seed 0; asserted 0.10)."""
+architecture from scratch on the mini hotdog test set (measured margin 0.215 at seed 0, 0.15-0.32 over seeds 0-7; asserted 0.10)."""
 import torch
 
 from helpers import data, models, setup, training
