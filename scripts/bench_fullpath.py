@@ -110,10 +110,12 @@ def run(name: str, make_loaders, net: torch.nn.Module, profile: Profile, epochs:
     train_iter, test_iter = make_loaders()
     t_data = time.perf_counter() - t0
     net = net.to(dev)
+    on_cuda = fast and dev.type == "cuda"
+    if on_cuda:  # weights NHWC too (train() converts only the batches): no per-step layout change in cuDNN
+        net = net.to(memory_format=torch.channels_last)
     if compile_net:
         net = torch.compile(net)
     opt = torch.optim.SGD(net.parameters(), lr=0.01, momentum=0.9, weight_decay=1e-3)
-    on_cuda = fast and dev.type == "cuda"
     hist = training.train(net, train_iter, test_iter, opt, epochs, device=dev, progress=False,
                           amp=on_cuda, channels_last=on_cuda)
     _sync(dev)
