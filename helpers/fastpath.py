@@ -200,8 +200,11 @@ def center_crop_batch(x: torch.Tensor, resize_size: int, image_size: int,
 class TensorLoader:
     """Batches of a device-resident uint8 image tensor, augmented on the device.
 
-    ``train=True``: shuffled (seeded generator; a new order every epoch, the same sequence for
-    the same seed), :func:`random_resized_crop_batch` with ``scale`` / ``ratio`` and flips;
+    ``train=True``: shuffled, :func:`random_resized_crop_batch` with ``scale`` / ``ratio`` and
+    flips, a new order and new crops every epoch. Like :func:`helpers.data.loaders`, each epoch
+    draws its seed from PyTorch's global generator, so ``training.seed_everything(s)`` before a
+    run fixes it; ``seed`` gives the loader a generator of its own instead (the same sequence of
+    epochs for the same seed);
     ``train=False``: in order, :func:`center_crop_batch`. Yields ``(X, y)`` with ``X`` float32
     normalised (``channels_last`` when asked, default: on CUDA), so it works with
     :func:`helpers.training.train` and ``len()``.
@@ -210,7 +213,7 @@ class TensorLoader:
     def __init__(self, images: torch.Tensor, labels: torch.Tensor, batch_size: int, *, train: bool,
                  image_size: int, resize_size: int | None = None,
                  scale: Sequence[float] = (0.08, 1.0), ratio: Sequence[float] = RATIO,
-                 flip_p: float = 0.5, seed: int = 0, drop_last: bool = False,
+                 flip_p: float = 0.5, seed: int | None = None, drop_last: bool = False,
                  device: torch.device | str | None = None, channels_last: bool | None = None) -> None:
         if images.dtype != torch.uint8 or images.dim() != 4:
             raise ValueError(f"images must be a (N, C, H, W) uint8 tensor, got {images.dtype} "
@@ -223,7 +226,8 @@ class TensorLoader:
         self.image_size, self.resize_size = image_size, resize_size or images.shape[-1]
         self.scale, self.ratio, self.flip_p = tuple(scale), tuple(ratio), flip_p
         self.channels_last = self.device.type == "cuda" if channels_last is None else channels_last
-        self.generator = torch.Generator().manual_seed(seed)  # CPU: same draws on every device
+        self.seed = seed
+        self.generator = torch.Generator().manual_seed(seed if seed is not None else 0)  # CPU draws
 
     def __len__(self) -> int:
         n = len(self.labels)
@@ -231,6 +235,8 @@ class TensorLoader:
 
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         n = len(self.labels)
+        if self.train and self.seed is None:  # this epoch's seed, from the global generator
+            self.generator.manual_seed(int(torch.randint(0, 2**62, (1,)).item()))
         order = torch.randperm(n, generator=self.generator) if self.train else torch.arange(n)
         order = order.to(self.device)
         for b in range(len(self)):
@@ -247,7 +253,7 @@ class TensorLoader:
 
 
 def fast_loaders(profile: Profile, root: str | Path | None = None, batch_size: int | None = None,
-                 seed: int = 0, workers: int | None = None) -> tuple[TensorLoader, TensorLoader]:
+                 seed: int | None = None, workers: int | None = None) -> tuple[TensorLoader, TensorLoader]:
     """``(train_iter, test_iter)`` like :func:`helpers.data.hotdog_loaders`, on the fast path:
     both splits decoded once at ``profile.resize_size`` onto ``profile.device``."""
     if root is None:

@@ -253,3 +253,27 @@ def test_fast_loaders_on_the_fast_profile():
     assert X.shape == (profile.batch_size, 3, 32, 32) and set(y.tolist()) <= {0, 1}
     assert len(tr) == math.ceil(len(tr.labels) / profile.batch_size) and len(te.labels) > 0
     assert next(iter(te))[0].shape[-1] == 32
+
+
+def test_tensor_loader_epochs_follow_seed_everything_like_the_data_loader():
+    from helpers.training import seed_everything
+
+    x = torch.randint(0, 256, (40, 3, 20, 20), dtype=torch.uint8)
+    y = torch.arange(40)
+    loader = fp.TensorLoader(x, y, 8, train=True, image_size=16)
+
+    def epoch():
+        return [(X, t) for X, t in loader]
+
+    seed_everything(0)
+    a, b = epoch(), epoch()
+    seed_everything(0)
+    c = epoch()
+    assert all(torch.equal(X1, X2) and torch.equal(t1, t2) for (X1, t1), (X2, t2) in zip(a, c, strict=True))
+    assert not all(torch.equal(t1, t2) for (_, t1), (_, t2) in zip(a, b))  # a new order every epoch
+    own = fp.TensorLoader(x, y, 8, train=True, image_size=16, seed=3)
+    first = torch.cat([t for _, t in own])
+    seed_everything(0)  # a loader with its own seed ignores the global generator
+    same = torch.cat([t for _, t in fp.TensorLoader(x, y, 8, train=True, image_size=16, seed=3)])
+    other = torch.cat([t for _, t in fp.TensorLoader(x, y, 8, train=True, image_size=16, seed=4)])
+    assert torch.equal(first, same) and not torch.equal(first, other)
