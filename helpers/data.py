@@ -1,6 +1,7 @@
 """Data: the hotdog chapter's transforms, robust image reading, datasets and loaders per profile."""
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 
 import torch
@@ -62,21 +63,6 @@ def hotdog_dir(profile: Profile) -> Path:
     return download_extract("hotdog", profile.data_dir)
 
 
-class DecodeOnce:
-    """An ``ImageFolder`` loader that decodes each file once and keeps the RGB image in memory.
-
-    Transforms return new images, so the cached ones are never modified. Use it for small data
-    sets only (the fast profile's mini world); the full profile's fast path is :mod:`helpers.fastpath`."""
-
-    def __init__(self) -> None:
-        self._images: dict[str, Image.Image] = {}
-
-    def __call__(self, path: str) -> Image.Image:
-        if path not in self._images:
-            self._images[path] = load_rgb(path)
-        return self._images[path]
-
-
 class Memoized(Dataset):
     """Keeps every item of ``dataset`` after its first read: only for deterministic transforms
     (the test transform), where reading again would give the same tensor."""
@@ -99,9 +85,12 @@ class Memoized(Dataset):
 
 
 def image_folder(root: str | Path, transform=None, decode_once: bool = False) -> torchvision.datasets.ImageFolder:
-    """``ImageFolder`` that reads every image with :func:`load_rgb` (once, with ``decode_once``)."""
+    """``ImageFolder`` that reads every image with :func:`load_rgb`. With ``decode_once`` each file
+    is decoded once and its RGB image kept in memory (transforms return new images, so the cached
+    ones never change): for small data sets only, such as the fast profile's mini world; the full
+    profile's fast path is :mod:`helpers.fastpath`."""
     return torchvision.datasets.ImageFolder(str(root), transform=transform,
-                                            loader=DecodeOnce() if decode_once else load_rgb)
+                                            loader=functools.cache(load_rgb) if decode_once else load_rgb)
 
 
 def hotdog_datasets(profile: Profile, train_tf=None, test_tf=None, cache: bool | None = None):

@@ -177,7 +177,7 @@ def _amp(device: torch.device, amp: bool) -> contextlib.AbstractContextManager:
 
 def _batch_to(X: torch.Tensor, device: torch.device, channels_last: bool) -> torch.Tensor:
     X = X.to(device, non_blocking=True)
-    if channels_last and X.dim() == 4 and not X.is_quantized:
+    if channels_last and X.dim() == 4:
         X = X.contiguous(memory_format=torch.channels_last)
     return X
 
