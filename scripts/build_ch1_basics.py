@@ -282,8 +282,9 @@ assert stage2.final["test_acc"] >= stage1.final["test_acc"] - 0.05, (stage1.fina
 md(r"""
 What is asserted is the mechanics: stage 2 trained exactly `layer4` and the head, and its accuracy stayed within
 the noise of stage 1's (5 points). On the mini data set the frozen features are already good, so the difference
-between the stages, up or down, is within the noise of a 200-image test set: here stage 2 does not help. The further the target task is from the source task, the more adapting the top layers
-usually helps (chapter 2 compares a frozen feature extractor with full fine-tuning on the real hotdog data).
+between the stages, up or down, is within the noise of a 200-image test set: here stage 2 does not help. The
+further the target task is from the source task, the more adapting the top layers usually helps (chapter 2 compares
+a frozen feature extractor with full fine-tuning on the real hotdog data).
 
 ### The bug, reproduced
 

@@ -12,10 +12,11 @@ CELLS = [
     md(r"""
 # Chapter 2: Hotdog fine-tuning
 
-Between Fashion-MNIST (60,000 images) and ImageNet (about 14 million images; its 1,000-class ILSVRC-2012 subset,
-on which pretrained models are trained, has 1.28 million training images) lie the data sets we usually meet. Say we want to recognise 100 kinds of chairs from photos: even with 1,000 photos per
-chair we have less than a tenth of ImageNet, a network sized for ImageNet would overfit it, and collecting and
-labelling more images costs time and money.
+Between Fashion-MNIST (60,000 images) and ImageNet (about 14 million images; its 1,000-class ILSVRC-2012 subset, on
+which pretrained models are trained, has 1.28 million training images) lie the data sets we usually meet. Say we
+want to recognise 100 kinds of chairs from photos: even with 1,000 photos per chair we have less than a tenth of
+ImageNet, a network sized for ImageNet would overfit it, and collecting and labelling more images costs time and
+money.
 
 **Transfer learning** moves the knowledge learned on a *source* data set to a *target* data set. Most ImageNet
 images have nothing to do with chairs, but a network trained on them extracts general image features (edges,
@@ -461,8 +462,10 @@ tuned_scratch = train_fine_tuning(models.scratch_net(profile, 2), lr_scratch / 2
                                   num_epochs=2 * num_epochs, desc="scratch, tuned")
 tuned_finetune = train_fine_tuning(models.finetune_net(profile, 2, source=pretrained_net), lr_finetune / 2,
                                    desc="fine-tuned, tuned")
-print(f"from scratch, {2 * num_epochs} epochs, lr {lr_scratch / 2:g}: test acc (last 3 epochs) {late_acc(tuned_scratch):.3f}")
-print(f"fine-tuned,   {num_epochs} epochs, lr {lr_finetune / 2:g}: test acc (last 3 epochs) {late_acc(tuned_finetune):.3f}")
+print(f"from scratch, {2 * num_epochs} epochs, lr {lr_scratch / 2:g}: "
+      f"test acc (last 3 epochs) {late_acc(tuned_scratch):.3f}")
+print(f"fine-tuned,   {num_epochs} epochs, lr {lr_finetune / 2:g}: "
+      f"test acc (last 3 epochs) {late_acc(tuned_finetune):.3f}")
 plots.plot_history({"scratch, tuned": tuned_scratch, "fine-tuned, tuned": tuned_finetune});
 """),
     written(r"""

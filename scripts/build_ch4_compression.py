@@ -282,8 +282,9 @@ assert C.sparsity(removed) < 0.5                                       # the doc
 
 The document calls `torch.quantization.quantize_dynamic(model, {nn.Linear, nn.Conv2d}, dtype=torch.qint8)`.
 **Dynamic** quantization stores weights in int8 and quantizes activations on the fly, but `quantize_dynamic`
-only converts the module types of its default mapping (`Linear`, recurrent layers, embeddings): `Conv2d` is not
-in it, so it is skipped **silently**, even when listed in the set. On a ResNet only `fc` changes (`C.quantize_dynamic` runs the document's call on a copy):
+only converts the module types of its default mapping (`Linear`, recurrent layers, embeddings): `Conv2d` is not in
+it, so it is skipped **silently**, even when listed in the set. On a ResNet only `fc` changes (`C.quantize_dynamic`
+runs the document's call on a copy):
 """),
     code(r"""
 # NBVAL_CHECK_OUTPUT
@@ -679,11 +680,12 @@ mb = lambda n: f"{n / 2**20:.1f} MiB"
 print("state dict:", mb(C.serialized_size(full_net, compress=False)), "->", mb(C.serialized_size(full_int8, compress=False)))
 """),
     md(r"""
-Measured on an x86 CPU for ResNet-18 at 224 x 224: the state dict of the 1,000-class ImageNet model goes from
-about 46.8 MB to 11.8 MB with static int8 (the 2-class network above: the figures printed by the cell), and the latency of a batch of 8 from about 95 ms to 20 ms (a heavily shared 2-core machine gave 395 ms ->
-129 ms: the ratio, not the absolute time, is what carries over). The fine-tuned hotdog baseline reaches about
-0.94 test accuracy (d2l's reference run). Quantized inference stays on the CPU; pruning and distillation
-fine-tuning run on the GPU when there is one (`helpers.setup()` picks it).
+Measured on an x86 CPU for ResNet-18 at 224 x 224: the state dict of the 1,000-class ImageNet model goes from about
+46.8 MB to 11.8 MB with static int8 (the 2-class network above: the figures printed by the cell), and the latency
+of a batch of 8 from about 95 ms to 20 ms (a heavily shared 2-core machine gave 395 ms -> 129 ms: the ratio, not
+the absolute time, is what carries over). The fine-tuned hotdog baseline reaches about 0.94 test accuracy (d2l's
+reference run). Quantized inference stays on the CPU; pruning and distillation fine-tuning run on the GPU when
+there is one (`helpers.setup()` picks it).
 """),
 ]
 

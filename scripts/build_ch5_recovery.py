@@ -599,14 +599,14 @@ does with a gradient that has been multiplied by a constant factor. When would y
     answer("clip_answer", points=2, text=r"""
 ### BEGIN SOLUTION
 The two runs end within a point or so of each other, within the noise of a 200-image test set: clipping changed
-little. The threshold was exceeded only now and then (the cell counts the measured batches above it: 3 of 8 in
-our run, by less than a factor of 2), so most steps were not clipped at all, and the others only mildly. More importantly, Adam divides
-each step by a running estimate of the gradient's RMS: multiplying all gradients by a constant leaves Adam's step
-almost unchanged (only the relative weight of the clipped batches in the running averages changes). Clipping
-matters with plain SGD (the step is proportional to the gradient), with large learning rates, at the start of
-fine-tuning when a freshly initialised head or a heavily damaged model produces gradient spikes, and in deep or
-recurrent networks with exploding gradients. It is a safety net against rare large steps, not a way to recover
-accuracy.
+little. The threshold was exceeded only now and then (the cell counts the measured batches above it: 3 of 8 in our
+run, by less than a factor of 2), so most steps were not clipped at all, and the others only mildly. More
+importantly, Adam divides each step by a running estimate of the gradient's RMS: multiplying all gradients by a
+constant leaves Adam's step almost unchanged (only the relative weight of the clipped batches in the running
+averages changes). Clipping matters with plain SGD (the step is proportional to the gradient), with large learning
+rates, at the start of fine-tuning when a freshly initialised head or a heavily damaged model produces gradient
+spikes, and in deep or recurrent networks with exploding gradients. It is a safety net against rare large steps,
+not a way to recover accuracy.
 ### END SOLUTION
 """),
     # ------------------------------------------------------------------------------------ experiment 2
@@ -777,8 +777,8 @@ pass per training step (no backward pass), about a third more compute per step h
 An int8 model (`C.quantize_static`) stores its weights as packed integers: it has no float parameters for an
 optimizer, so it cannot be fine-tuned. Recovery after quantization is **quantization-aware training** (QAT):
 `C.prepare_qat` makes a float copy whose forward pass *simulates* int8 (fake quantization of weights and
-activations, with observers that track the value ranges (moving min/max) and set the scales from them), you fine-tune it like any model, and `C.convert_qat` produces
-the real int8 model. One epoch at a small learning rate:
+activations, with observers that track the value ranges (moving min/max) and set the scales from them), you
+fine-tune it like any model, and `C.convert_qat` produces the real int8 model. One epoch at a small learning rate:
 """),
     code(r"""
 static_int8 = C.quantize_static(baseline, train_iter)
@@ -797,9 +797,10 @@ assert all(torch.equal(v, baseline_state[k]) for k, v in baseline.state_dict().i
     md(r"""
 On the mini model, static int8 loses almost nothing, so QAT has little to recover here: the cell shows the
 mechanics. QAT pays off when post-training quantization does lose accuracy (small or compact models, low-bit
-formats, pruned models quantized afterwards); with a pruned model, `C.prepare_qat` puts its masks back on the
-fused layers, so QAT keeps the sparsity as the masked fine-tuning above does. For reference, torchvision's post-training-quantized ResNet-18 (`ResNet18_QuantizedWeights`)
-reaches 69.494 % top-1 on ImageNet against 69.758 % in float.
+formats, pruned models quantized afterwards); with a pruned model, `C.prepare_qat` puts its masks back on the fused
+layers, so QAT keeps the sparsity as the masked fine-tuning above does. For reference, torchvision's
+post-training-quantized ResNet-18 (`ResNet18_QuantizedWeights`) reaches 69.494 % top-1 on ImageNet against 69.758 %
+in float.
 
 ## Summary
 
