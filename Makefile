@@ -7,7 +7,7 @@ BIN := $(abspath $(VENV))/bin
 export PATH := $(BIN):$(PATH)
 STAMP := $(VENV)/.installed
 
-.PHONY: setup lab test test-fast bench clean-data help
+.PHONY: setup lab test test-fast bench clean-data help sync check-notebooks
 help:
 	@echo "make lab | make test | make bench | make release | make demo (see README)"
 
@@ -29,11 +29,18 @@ test: setup
 	COURSE_PROFILE=fast MPLBACKEND=Agg $(BIN)/python -m pytest -p no:cacheprovider -q tests solutions --nbval-lax
 
 bench: setup
-	$(BIN)/python scripts/bench_training.py
-	$(BIN)/python scripts/bench_notebooks.py
+	$(BIN)/python benchmarks/bench_training.py
+	$(BIN)/python benchmarks/bench_notebooks.py
+
+# Source notebooks <-> their jupytext text twins (solutions_py/); lint nbgrader metadata.
+sync: setup
+	$(BIN)/python -m authoring sync
+
+check-notebooks: setup
+	$(BIN)/python -m authoring check
 
 clean-data:
 	rm -rf data/mini-*
 
--include docs/instructor_make.mk
+-include instructor/instructor.mk
 release collect autograde feedback export demo bench-autograde: setup

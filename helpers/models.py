@@ -20,7 +20,7 @@ from helpers.profile import Profile
 LAYER_GROUPS: tuple[str, ...] = ("stem", "layer1", "layer2", "layer3", "layer4", "head")
 ASSETS = Path(__file__).resolve().parent / "assets"
 MINI_CHECKPOINT = ASSETS / "mini_resnet_source.pt"
-# sha256 of the committed checkpoint; rebuild with `python scripts/build_source_model.py`.
+# sha256 of the committed checkpoint; rebuild with `python sourcemodel/build_source_model.py`.
 MINI_CHECKPOINT_SHA256 = "3a673dd3c222d4905c327210401820f903d4d116eed72b68ad089c63994f40d2"
 
 
@@ -85,11 +85,11 @@ def source_model(profile: Profile, url: str | None = None) -> nn.Module:
 
         if not MINI_CHECKPOINT.exists():
             raise FileNotFoundError(f"{MINI_CHECKPOINT} is missing; rebuild it with "
-                                    "`python scripts/build_source_model.py`.")
+                                    "`python sourcemodel/build_source_model.py`.")
         if MINI_CHECKPOINT_SHA256 != "UNSET" and _sha256(MINI_CHECKPOINT) != MINI_CHECKPOINT_SHA256:
             raise RuntimeError(f"{MINI_CHECKPOINT} does not match its recorded SHA-256; restore it "
                                "with `git checkout helpers/assets` or rebuild it with "
-                               "`python scripts/build_source_model.py`.")
+                               "`python sourcemodel/build_source_model.py`.")
         net = MiniResNet(len(SOURCE_CLASSES))
         net.load_state_dict(torch.load(MINI_CHECKPOINT, map_location="cpu", weights_only=True))
         return net

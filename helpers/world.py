@@ -1,7 +1,7 @@
 """The offline mini world of the fast profile: small, real, generated image data sets.
 
 * a **source** data set of ``len(SOURCE_CLASSES)`` food-like shape classes (the role of ImageNet),
-  on which the mini source model is pretrained (``scripts/build_source_model.py``);
+  on which the mini source model is pretrained (``sourcemodel/build_source_model.py``);
 * a **target** data set with the d2l hotdog layout (``train|test`` x ``hotdog|not-hotdog``), drawn in
   a different style (backgrounds, colours, sizes), a few hundred images: the role of the hotdog set.
 

@@ -19,14 +19,14 @@ def _run(*args: str) -> str:
 
 
 def test_bench_training_prints_both_ratios():
-    out = _run("scripts/bench_training.py", "--epochs", "1", "--repeats", "1", "--n", "64")
+    out = _run("benchmarks/bench_training.py", "--epochs", "1", "--repeats", "1", "--n", "64")
     for label in ("ratio course/bare, like for like", "ratio default/bare"):
         m = re.search(re.escape(label) + r"\s*:\s*([0-9.]+)", out)
         assert m and float(m.group(1)) > 0, out
 
 
 def test_bench_fullpath_prints_both_paths_ratios_and_floor(tmp_path):
-    out = _run("scripts/bench_fullpath.py", "--n-train", "8", "--n-test", "4", "--epochs", "2",
+    out = _run("benchmarks/bench_fullpath.py", "--n-train", "8", "--n-test", "4", "--epochs", "2",
                "--batch-size", "4", "--workers", "0", "--decode-workers", "1", "--min-side", "64",
                "--max-side", "96", "--data", str(tmp_path / "bench-data"), "--json", str(tmp_path / "b.json"))
     assert "(a) d2l-style" in out and "(b) fast path" in out, out

@@ -1,5 +1,5 @@
 """The instructor workflow end to end, with the real nbgrader command line, on temporary copies of
-the course (``scripts/instructor.py``: release, collect, autograde, feedback, export).
+the course (``instructor/cli.py``: release, collect, autograde, feedback, export).
 
 Most checks use a small dedicated assignment (``t0_mini``: three autograded exercises worth
 2 + 3 + 1 points and a written answer worth 2) graded in one batch of sample students; one run
@@ -19,10 +19,8 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from scripts import nbtools as nbt
-
 REPO = Path(__file__).resolve().parent.parent
-CLI = REPO / "scripts" / "instructor.py"
+CLI = REPO / "instructor" / "cli.py"
 A = "t0_mini"
 AUTO_MAX = 6.0  # 2 + 3 + 1
 CELL_TIMEOUT = 5  # seconds per cell for the hanging student
@@ -35,23 +33,7 @@ def run_cli(course: Path, *args: str, timeout: float = 900) -> subprocess.Comple
 
 def build_mini(course: Path) -> None:
     shutil.copy(REPO / "nbgrader_config.py", course / "nbgrader_config.py")
-    md, code, solution, tests, written, answer = nbt.md, nbt.code, nbt.solution, nbt.tests, nbt.written, nbt.answer
-    nbt.write(course / "solutions" / A / f"{A}.ipynb", [
-        md("# A tiny assignment for testing the grading pipeline"),
-        code("import math"),
-        solution("def add(a, b):\n    ### BEGIN SOLUTION\n    return a + b\n    ### END SOLUTION", "add_impl"),
-        tests("assert add(1, 2) == 3\n### BEGIN HIDDEN TESTS\nassert add(-1, 1) == 0\n### END HIDDEN TESTS",
-              "add_tests", points=2),
-        solution("def mul(a, b):\n    ### BEGIN SOLUTION\n    return a * b\n    ### END SOLUTION", "mul_impl"),
-        tests("assert mul(2, 3) == 6\n### BEGIN HIDDEN TESTS\nassert mul(0, 5) == 0\nassert mul(-2, 3) == -6\n"
-              "### END HIDDEN TESTS", "mul_tests", points=3),
-        solution("def countdown(n):\n    ### BEGIN SOLUTION\n    return list(range(n, 0, -1))\n"
-                 "    ### END SOLUTION", "countdown_impl"),
-        tests("assert countdown(3) == [3, 2, 1]\n### BEGIN HIDDEN TESTS\nassert countdown(0) == []\n"
-              "### END HIDDEN TESTS", "countdown_tests", points=1),
-        written("**Question (2 points).** Why test hidden cases?", "why_text"),
-        answer("why", points=2),
-    ])
+    shutil.copytree(REPO / "tests" / "fixtures" / A, course / "solutions" / A)
 
 
 def variant(src: Path, dest: Path, replace: dict[str, str] | None = None, drop: tuple[str, ...] = (),
@@ -118,7 +100,7 @@ def mini(tmp_path_factory):
 def table(course: Path) -> dict[str, float]:
     """Autograded points per student for the mini assignment, read from the gradebook."""
     sys.path.insert(0, str(REPO))
-    from scripts.instructor import Course, grade_table
+    from instructor.cli import Course, grade_table
 
     return {r["student"]: r["auto"] for r in grade_table(Course(course)) if r["assignment"] == A}
 
@@ -251,7 +233,7 @@ def test_real_chapters_solutions_full_points_release_zero(tmp_path):
     r = run_cli(course, "autograde", timeout=3000)
     assert r.returncode == 0, r.stdout + r.stderr
     sys.path.insert(0, str(REPO))
-    from scripts.instructor import Course, grade_table
+    from instructor.cli import Course, grade_table
 
     rows = grade_table(Course(course))
     for row in rows:

@@ -44,7 +44,7 @@ def fresh_release(tmp_path_factory):
     course = tmp_path_factory.mktemp("release_course")
     shutil.copy(REPO / "nbgrader_config.py", course)
     shutil.copytree(REPO / "solutions", course / "solutions")
-    r = subprocess.run([sys.executable, str(REPO / "scripts" / "instructor.py"), "--course", str(course),
+    r = subprocess.run([sys.executable, str(REPO / "instructor" / "cli.py"), "--course", str(course),
                         "release", *ASSIGNMENTS], capture_output=True, text=True, timeout=900)
     assert r.returncode == 0, r.stdout + r.stderr
     return course / "notebooks"

@@ -1,4 +1,4 @@
-# Instructor workflow (included from the Makefile): thin targets over scripts/instructor.py,
+# Instructor workflow (included from the Makefile): thin targets over instructor/cli.py,
 # which wraps nbgrader's own commands. See README "For instructors".
 #   make release                      solutions/ -> notebooks/ (nbgrader generate_assignment --force)
 #   make collect FROM=downloads/      FROM/<student>/<assignment>/*.ipynb -> submitted/ (checked)
@@ -9,7 +9,7 @@
 #   make demo                         a whole term on a temporary copy (release, 3 samples, feedback, table)
 #   make bench-autograde              time to autograde one student's whole course (fast profile, 2 cores)
 VENV ?= .venv
-INSTRUCTOR = $(VENV)/bin/python scripts/instructor.py
+INSTRUCTOR = $(VENV)/bin/python -m instructor
 FROM ?= downloads
 GRADES ?= grades.csv
 
@@ -33,4 +33,4 @@ demo:
 	$(INSTRUCTOR) demo
 
 bench-autograde:
-	$(VENV)/bin/python scripts/bench_autograde.py
+	$(VENV)/bin/python benchmarks/bench_autograde.py

@@ -1,8 +1,8 @@
 """Time to autograde one student's whole course in the fast profile on 2 cores (goal: < 60 s).
 
 On a temporary copy of the course: release every chapter, submit the solutions as one student,
-then time ``scripts/instructor.py autograde --student bench`` (one nbgrader run: kernel start-up,
-every cell, hidden tests, gradebook writes). Run: ``python scripts/bench_autograde.py [ASSIGNMENT ...]``.
+then time ``instructor/cli.py autograde --student bench`` (one nbgrader run: kernel start-up,
+every cell, hidden tests, gradebook writes). Run: ``python benchmarks/bench_autograde.py [ASSIGNMENT ...]``.
 """
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from scripts.instructor import Course, cmd_autograde, cmd_release, grade_table  # noqa: E402
+from instructor.cli import Course, cmd_autograde, cmd_release, grade_table  # noqa: E402
 
 GOAL_S = 60.0
 

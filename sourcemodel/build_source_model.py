@@ -2,7 +2,7 @@
 
 Generates the mini source data set (helpers.world), pretrains ``MiniResNet`` on it with the course's
 own training loop, writes the checkpoint atomically and prints its SHA-256, which goes into
-``helpers/models.py`` (``MINI_CHECKPOINT_SHA256``). Run: ``python scripts/build_source_model.py``.
+``helpers/models.py`` (``MINI_CHECKPOINT_SHA256``). Run: ``python sourcemodel/build_source_model.py``.
 About two minutes on 2 CPU cores.
 """
 from __future__ import annotations

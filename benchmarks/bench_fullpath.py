@@ -15,8 +15,8 @@ fraction of the compute floor (ResNet-18: 1.82 GFLOPs forward per 224 px image, 
 step; peak rate = a large bf16 matmul on CUDA, fp32 on the CPU, measured in this run).
 The fast profile (mini ResNet, 32 px, its generated mini hotdog set) is measured both ways too.
 
-    python scripts/bench_fullpath.py                 # the full benchmark (GPU)
-    python scripts/bench_fullpath.py --small         # a CPU smoke run (a few minutes on 2 cores)
+    python benchmarks/bench_fullpath.py                 # the full benchmark (GPU)
+    python benchmarks/bench_fullpath.py --small         # a CPU smoke run (a few minutes on 2 cores)
 """
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """Run time of each solution notebook in the fast profile (goal: < 60 s each, < 3 min together).
 
-Run: ``python scripts/bench_notebooks.py [solutions/ch1_basics ...]``.
+Run: ``python benchmarks/bench_notebooks.py [solutions/ch1_basics ...]``.
 """
 from __future__ import annotations
 

@@ -3,13 +3,13 @@
 Every command runs nbgrader in the course folder (``--course``, default: this repository), so
 ``nbgrader_config.py`` there applies (course id, folders, gradebook, timeouts, fast profile)::
 
-    python scripts/instructor.py release [ASSIGNMENT ...]         # solutions/ -> notebooks/ (+ gradebook)
-    python scripts/instructor.py collect FOLDER                    # FOLDER/<student>/<assignment>/*.ipynb -> submitted/
-    python scripts/instructor.py collect --zip ASSIGNMENT FILE...  # LMS downloads / zips -> nbgrader zip_collect
-    python scripts/instructor.py autograde [ASSIGNMENT ...] [--student ID] [--force] [--timeout S]
-    python scripts/instructor.py feedback [ASSIGNMENT ...] [--student ID] [--release]
-    python scripts/instructor.py export [--to grades.csv]
-    python scripts/instructor.py demo [--workdir DIR]               # the headless main job
+    python -m instructor release [ASSIGNMENT ...]         # solutions/ -> notebooks/ (+ gradebook)
+    python -m instructor collect FOLDER                    # FOLDER/<student>/<assignment>/*.ipynb -> submitted/
+    python -m instructor collect --zip ASSIGNMENT FILE...  # LMS downloads / zips -> nbgrader zip_collect
+    python -m instructor autograde [ASSIGNMENT ...] [--student ID] [--force] [--timeout S]
+    python -m instructor feedback [ASSIGNMENT ...] [--student ID] [--release]
+    python -m instructor export [--to grades.csv]
+    python -m instructor demo [--workdir DIR]               # the headless main job
 
 Bad input never stops a batch: submissions that are not valid JSON, not notebooks, or lack a
 notebook are reported (``PROBLEM ...`` lines) and the other students are graded; the SQLite gradebook

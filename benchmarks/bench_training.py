@@ -5,7 +5,7 @@ NCHW batches), and the course loop's default (NHWC batches, ``channels_last=True
 bare loop, i.e. what a student gains by using it. The data are in-memory
 tensors shaped like the fast profile's batches, so the figure measures the loop itself, not JPEG
 decoding. Runs are interleaved and the median of ``--repeats`` is reported.
-Run: ``python scripts/bench_training.py [--epochs 3 --repeats 5]``.
+Run: ``python benchmarks/bench_training.py [--epochs 3 --repeats 5]``.
 """
 from __future__ import annotations
 

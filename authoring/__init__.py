@@ -1,0 +1,1 @@
+"""Authoring tools for the source notebooks (``python -m authoring check|sync``)."""

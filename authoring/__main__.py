@@ -1,0 +1,3 @@
+from authoring.nbcheck import main
+
+raise SystemExit(main())

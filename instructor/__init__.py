@@ -1,0 +1,1 @@
+"""Instructor tools: the CLI over nbgrader (``python -m instructor --help``)."""
