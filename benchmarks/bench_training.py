@@ -52,7 +52,7 @@ def main() -> None:
     for _ in range(args.repeats):
         for kind in ("bare", "course", "course_nhwc"):
             net = models.finetune_net(profile, source=base)
-            opt = torch.optim.SGD(training.param_groups(net, 0.01, {"head": 10}), lr=0.01, momentum=0.9)
+            opt = torch.optim.SGD(models.param_groups(net, 0.01, {"head": 10}), lr=0.01, momentum=0.9)
             start = time.perf_counter()
             if kind == "bare":
                 bare_loop(net, loader, opt, args.epochs)

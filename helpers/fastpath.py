@@ -202,7 +202,7 @@ class TensorLoader:
 
     ``train=True``: shuffled, :func:`random_resized_crop_batch` with ``scale`` / ``ratio`` and
     flips, a new order and new crops every epoch. Like :func:`helpers.data.loaders`, each epoch
-    draws its seed from PyTorch's global generator, so ``training.seed_everything(s)`` before a
+    draws its seed from PyTorch's global generator, so ``helpers.seed_everything(s)`` before a
     run fixes it; ``seed`` gives the loader a generator of its own instead (the same sequence of
     epochs for the same seed);
     ``train=False``: in order, :func:`center_crop_batch`. Yields ``(X, y)`` with ``X`` float32

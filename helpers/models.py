@@ -9,6 +9,7 @@ from __future__ import annotations
 import copy
 import hashlib
 from pathlib import Path
+from typing import Any, Mapping
 
 import torch
 import torchvision
@@ -171,3 +172,26 @@ def group_sizes(net: nn.Module, trainable_only: bool = False) -> dict[str, int]:
 def trainable_groups(net: nn.Module) -> list[str]:
     """The groups whose parameters are all trainable."""
     return [g for g in LAYER_GROUPS if all(p.requires_grad for p in group_parameters(net, g))]
+
+
+def param_groups(net: nn.Module, lr: float, lr_mult: Mapping[str, float] | None = None,
+                 weight_decay: float = 0.0) -> list[dict[str, Any]]:
+    """One optimizer group per layer group, *all registered up front*, frozen ones included.
+
+    Registering every group (as fastai does) means a group unfrozen later is trained by the same
+    optimizer and scheduler; frozen parameters have no gradient, so the optimizer skips them.
+    ``lr_mult`` maps group name -> multiplier of ``lr`` (default 1). Each group keeps its ``name``.
+    """
+    lr_mult = dict(lr_mult or {})
+    unknown = set(lr_mult) - set(LAYER_GROUPS)
+    if unknown:
+        raise KeyError(f"unknown layer groups {sorted(unknown)}; use {list(LAYER_GROUPS)}")
+    return [{"params": group_parameters(net, g), "lr": lr * lr_mult.get(g, 1.0),
+             "weight_decay": weight_decay, "name": g} for g in LAYER_GROUPS]
+
+
+def discriminative_mult(factor: float = 2.6, top: str = "head") -> dict[str, float]:
+    """Learning-rate multipliers divided by ``factor`` per group going down from ``top`` (ULMFiT)."""
+    order = list(reversed(LAYER_GROUPS))
+    start = order.index(top)
+    return {g: factor ** -max(0, i - start) for i, g in enumerate(order)}

@@ -26,7 +26,7 @@ def show_images(imgs: Sequence[Any], num_rows: int, num_cols: int, titles: Seque
     return axes
 
 
-def plot_history(histories: Mapping[str, Any] | Any, metrics: Sequence[str] = ("train_loss", "train_acc", "test_acc")):
+def plot_history(histories: Mapping[str, Any] | Any, metrics: Sequence[str] = ("train_loss", "train_acc", "valid_acc")):
     """Training curves: one panel per metric, one line per named history (``{"fine-tuned": h, ...}``)."""
     if not isinstance(histories, Mapping):
         histories = {"": histories}

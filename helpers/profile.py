@@ -6,9 +6,11 @@ The profile is chosen by the ``COURSE_PROFILE`` environment variable. Every note
 from __future__ import annotations
 
 import os
+import random
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import torch
 
 PROFILES = ("fast", "full")
@@ -27,6 +29,13 @@ class Profile:
     batch_size: int
     num_workers: int
     crop_scale: tuple[float, float] = (0.08, 1.0)  # RandomResizedCrop's area range
+    max_epochs: int | None = None  # COURSE_MAX_EPOCHS: caps every chapter's epochs (smoke runs)
+    subset: int | None = None  # COURSE_SUBSET: at most this many images per class and split
+
+    def epochs(self, n: int) -> int:
+        """``n`` epochs, capped by ``COURSE_MAX_EPOCHS`` (e.g. ``COURSE_MAX_EPOCHS=1`` to try the full
+        profile on a CPU in minutes; numbers are then meaningless)."""
+        return n if self.max_epochs is None else max(1, min(n, self.max_epochs))
 
     @property
     def fast(self) -> bool:
@@ -52,9 +61,21 @@ def data_root() -> Path:
     return Path(os.environ.get("COURSE_DATA_DIR") or REPO_ROOT / "data").expanduser().resolve()
 
 
+def _env_int(var: str) -> int | None:
+    raw = os.environ.get(var, "").strip()
+    if not raw:
+        return None
+    if not raw.isdigit() or int(raw) < 1:
+        raise ValueError(f"{var}={raw!r} must be a positive integer (or unset); e.g. `export {var}=2`")
+    return int(raw)
+
+
 def get_profile(name: str | None = None) -> Profile:
-    """The active profile (``COURSE_PROFILE``, default ``fast``)."""
+    """The active profile (``COURSE_PROFILE``, default ``fast``). Two knobs for smoke runs of the full
+    profile (CI, or a first try on a laptop): ``COURSE_MAX_EPOCHS`` caps the epochs of every
+    training run, ``COURSE_SUBSET`` the images per class of each split."""
     name = (name or os.environ.get("COURSE_PROFILE") or "fast").strip().lower()
+    knobs = {"max_epochs": _env_int("COURSE_MAX_EPOCHS"), "subset": _env_int("COURSE_SUBSET")}
     if name not in PROFILES:
         raise ValueError(
             f"COURSE_PROFILE={name!r} is not a course profile; use one of {PROFILES} "
@@ -62,18 +83,24 @@ def get_profile(name: str | None = None) -> Profile:
         )
     if name == "fast":
         return Profile("fast", try_device("fast"), data_root(), image_size=32, resize_size=36,
-                       batch_size=32, num_workers=0, crop_scale=(0.35, 1.0))
+                       batch_size=32, num_workers=0, crop_scale=(0.35, 1.0), **knobs)
     device = try_device("full")
     return Profile("full", device, data_root(), image_size=224, resize_size=256,
-                   batch_size=128, num_workers=min(4, os.cpu_count() or 1))
+                   batch_size=128, num_workers=min(4, os.cpu_count() or 1), **knobs)
+
+
+def seed_everything(seed: int = 0) -> torch.Generator:
+    """Seed Python, NumPy and PyTorch; return a seeded generator for data loaders and splits."""
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+    return torch.Generator().manual_seed(seed)
 
 
 def setup(name: str | None = None, seed: int | None = 0) -> Profile:
     """Seed everything, print the one-line report every notebook starts with, return the profile."""
     profile = get_profile(name)
     if seed is not None:
-        from helpers.training import seed_everything
-
         seed_everything(seed)
     if profile.fast:
         torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))

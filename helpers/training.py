@@ -11,51 +11,18 @@ import contextlib
 import copy
 import math
 import os
-import random
 import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping, Protocol
 
-import numpy as np
 import torch
 from torch import nn
 from torch.nn import functional as F
 from tqdm.auto import tqdm
 
-from helpers.models import LAYER_GROUPS, group_parameters, trainable_groups
 
-
-def seed_everything(seed: int = 0) -> torch.Generator:
-    """Seed Python, NumPy and PyTorch; return a seeded generator for data loaders and splits."""
-    random.seed(seed)
-    np.random.seed(seed)
-    torch.manual_seed(seed)
-    return torch.Generator().manual_seed(seed)
-
-
-def param_groups(net: nn.Module, lr: float, lr_mult: Mapping[str, float] | None = None,
-                 weight_decay: float = 0.0) -> list[dict[str, Any]]:
-    """One optimizer group per layer group, *all registered up front*, frozen ones included.
-
-    Registering every group (as fastai does) means a group unfrozen later is trained by the same
-    optimizer and scheduler; frozen parameters have no gradient, so the optimizer skips them.
-    ``lr_mult`` maps group name -> multiplier of ``lr`` (default 1). Each group keeps its ``name``.
-    """
-    lr_mult = dict(lr_mult or {})
-    unknown = set(lr_mult) - set(LAYER_GROUPS)
-    if unknown:
-        raise KeyError(f"unknown layer groups {sorted(unknown)}; use {list(LAYER_GROUPS)}")
-    return [{"params": group_parameters(net, g), "lr": lr * lr_mult.get(g, 1.0),
-             "weight_decay": weight_decay, "name": g} for g in LAYER_GROUPS]
-
-
-def discriminative_mult(factor: float = 2.6, top: str = "head") -> dict[str, float]:
-    """Learning-rate multipliers divided by ``factor`` per group going down from ``top`` (ULMFiT)."""
-    order = list(reversed(LAYER_GROUPS))
-    start = order.index(top)
-    return {g: factor ** -max(0, i - start) for i, g in enumerate(order)}
 
 
 def warmup_cosine(optimizer: torch.optim.Optimizer, warmup_steps: int, total_steps: int,
@@ -128,7 +95,8 @@ class Callback(Protocol):
 
 
 class StageRecorder:
-    """A callback that records, at the start of each epoch, the layer groups that are trainable.
+    """A callback that records, at the start of each epoch, the names of the optimizer's groups
+    (``name`` key, as :func:`helpers.models.param_groups` sets) whose parameters are all trainable.
 
     Put it after an unfreezer in ``callbacks``, so that it sees each epoch's stage."""
 
@@ -136,12 +104,16 @@ class StageRecorder:
         self.stages: list[list[str]] = []
 
     def on_epoch_start(self, epoch: int, net: nn.Module, optimizer: torch.optim.Optimizer) -> None:
-        self.stages.append(trainable_groups(net))
+        self.stages.append([g.get("name", str(i)) for i, g in enumerate(optimizer.param_groups)
+                            if g["params"] and all(p.requires_grad for p in g["params"])])
 
 
 @dataclass
 class History:
-    """One row per epoch: train_loss, train_acc, test_loss, test_acc, examples_per_sec, lrs, seconds."""
+    """One row per epoch: train_loss, train_acc, valid_loss, valid_acc, examples_per_sec, lrs, seconds.
+
+    ``valid_*`` are measured on the held-out iterable passed to :func:`train` (a validation set: the
+    test set is for the final report only)."""
 
     rows: list[dict[str, Any]] = field(default_factory=list)
     best_epoch: int | None = None
@@ -157,15 +129,15 @@ class History:
         return self.rows[-1]
 
     @property
-    def best_test_acc(self) -> float:
-        return max(self["test_acc"])
+    def best_valid_acc(self) -> float:
+        return max(self["valid_acc"])
 
     def __repr__(self) -> str:
         if not self.rows:
             return "History(empty)"
         f = self.final
         return (f"History({len(self)} epochs: loss {f['train_loss']:.3f}, train acc {f['train_acc']:.3f}, "
-                f"test acc {f['test_acc']:.3f}, {f['examples_per_sec']:.0f} examples/s)")
+                f"valid acc {f['valid_acc']:.3f}, {f['examples_per_sec']:.0f} examples/s)")
 
 
 def _amp(device: torch.device, amp: bool) -> contextlib.AbstractContextManager:
@@ -232,7 +204,7 @@ def atomic_save(obj: Any, path: str | Path) -> Path:
     return path
 
 
-def train(net: nn.Module, train_iter: Iterable, test_iter: Iterable | None,
+def train(net: nn.Module, train_iter: Iterable, valid_iter: Iterable | None,
           optimizer: torch.optim.Optimizer, num_epochs: int, *,
           loss: nn.Module | None = None, scheduler: Any = None, scheduler_interval: str = "epoch",
           clip_grad_norm: float | None = None, device: torch.device | str | None = None,
@@ -243,8 +215,8 @@ def train(net: nn.Module, train_iter: Iterable, test_iter: Iterable | None,
     """Train ``net`` for ``num_epochs`` and return its :class:`History`.
 
     ``scheduler`` is stepped every ``"epoch"`` or every ``"batch"``; a ``ReduceLROnPlateau`` is
-    stepped each epoch with the test accuracy (use ``mode="max"``). With ``restore_best`` the
-    weights of the epoch with the best test accuracy are loaded back at the end (and written to
+    stepped each epoch with the validation accuracy (use ``mode="max"``). With ``restore_best`` the
+    weights of the epoch with the best validation accuracy are loaded back at the end (and written to
     ``checkpoint_path`` atomically, if given) instead of returning the last epoch's.
     ``channels_last`` (on by default) passes each 4-D batch in the channels_last memory format, so
     the convolutions run in NHWC: same results, 15-25 % less time per step on 2 CPU cores (mini
@@ -290,18 +262,18 @@ def train(net: nn.Module, train_iter: Iterable, test_iter: Iterable | None,
         seconds = time.perf_counter() - start
         row = {"epoch": epoch + 1, "train_loss": loss_sum.item() / n, "train_acc": correct.item() / n,
                "examples_per_sec": n / seconds, "seconds": seconds, "lrs": lrs}
-        if test_iter is not None:
-            row["test_loss"], row["test_acc"] = evaluate(net, test_iter, device, amp, channels_last)
+        if valid_iter is not None:
+            row["valid_loss"], row["valid_acc"] = evaluate(net, valid_iter, device, amp, channels_last)
         else:
-            row["test_loss"], row["test_acc"] = float("nan"), float("nan")
+            row["valid_loss"], row["valid_acc"] = float("nan"), float("nan")
         history.rows.append(row)
-        bar.set_postfix(loss=f"{row['train_loss']:.3f}", test_acc=f"{row['test_acc']:.3f}")
+        bar.set_postfix(loss=f"{row['train_loss']:.3f}", valid_acc=f"{row['valid_acc']:.3f}")
         if scheduler is not None and plateau:
-            scheduler.step(row["test_acc"])
+            scheduler.step(row["valid_acc"])
         elif scheduler is not None and scheduler_interval == "epoch":
             scheduler.step()
-        if restore_best and row["test_acc"] > best_acc:
-            best_acc, history.best_epoch = row["test_acc"], epoch + 1
+        if restore_best and row["valid_acc"] > best_acc:
+            best_acc, history.best_epoch = row["valid_acc"], epoch + 1
             best_state = copy.deepcopy(net.state_dict())
             if checkpoint_path is not None:
                 atomic_save(best_state, checkpoint_path)

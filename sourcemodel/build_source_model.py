@@ -12,6 +12,7 @@ import hashlib
 
 import torch
 
+import helpers
 from helpers import data, models, training, world
 from helpers.profile import get_profile
 
@@ -23,7 +24,7 @@ def main() -> None:
     args = ap.parse_args()
     profile = get_profile("fast")
     torch.set_num_threads(2)
-    training.seed_everything(0)
+    helpers.seed_everything(0)
     root = world.ensure_source_dataset(profile.data_dir)
     train_ds = data.image_folder(root / "train", data.train_transform(profile))
     test_ds = data.image_folder(root / "test", data.test_transform(profile))

@@ -96,13 +96,13 @@ def test_caching_gives_the_same_batches_and_decodes_each_file_once(tmp_path, mon
     monkeypatch.setattr(data, "load_rgb", lambda path: reads.append(path) or real(path))
 
     def epochs(cache):
-        train_ds, test_ds = data.hotdog_datasets(p, cache=cache)
-        train_iter, test_iter = data.loaders(train_ds, test_ds, p, seed=3)
+        train_ds, valid_ds, test_ds = data.hotdog_datasets(p, cache=cache)
+        train_iter, valid_iter, test_iter = data.loaders(train_ds, valid_ds, p, seed=3, test_ds=test_ds)
         torch.manual_seed(0)  # the random crops and flips draw from the global generator
-        return [[b for b in it] for it in (train_iter, test_iter, train_iter, test_iter)]
+        return [[b for b in it] for it in (train_iter, valid_iter, test_iter, train_iter, valid_iter, test_iter)]
 
     plain = epochs(cache=False)
-    assert len(reads) == 2 * (240 + 200)
+    assert len(reads) == 2 * (240 + 200)  # train + valid (both from train/) and test, two epochs
     reads.clear()
     cached = epochs(cache=True)
     assert len(reads) == 240 + 200  # each file decoded once over two epochs
@@ -110,23 +110,23 @@ def test_caching_gives_the_same_batches_and_decodes_each_file_once(tmp_path, mon
     for a, b in zip(plain, cached):
         for (xa, ya), (xb, yb) in zip(a, b, strict=True):
             assert torch.equal(xa, xb) and torch.equal(ya, yb)
-    assert not torch.equal(cached[0][0][0], cached[2][0][0])  # training batches still re-augmented
+    assert not torch.equal(cached[0][0][0], cached[3][0][0])  # training batches still re-augmented
 
 
 def test_a_custom_test_transform_is_never_memoized():
     p = get_profile("fast")
-    _, test_ds = data.hotdog_datasets(p, test_tf=data.train_transform(p), cache=True)
+    _, _, test_ds = data.hotdog_datasets(p, test_tf=data.train_transform(p), cache=True)
     assert not isinstance(test_ds, data.Memoized)
     torch.manual_seed(0)
     assert not torch.equal(test_ds[0][0], test_ds[0][0])
 
 
 def test_seed_everything_fixes_the_batch_order_and_the_crops_of_a_run(tmp_path, monkeypatch):
-    from helpers.training import seed_everything
+    from helpers import seed_everything
 
     p = get_profile("fast")
     monkeypatch.setattr(data, "hotdog_dir", lambda profile: world.ensure_target_dataset(tmp_path))
-    train_iter, _ = data.hotdog_loaders(p)
+    train_iter, _, _ = data.hotdog_loaders(p)
 
     def first_epoch():
         return [(X, y) for X, y in train_iter]
@@ -138,3 +138,28 @@ def test_seed_everything_fixes_the_batch_order_and_the_crops_of_a_run(tmp_path, 
     c = first_epoch()  # re-seeded: the same batches as the first run
     assert all(torch.equal(x1, x2) and torch.equal(y1, y2) for (x1, y1), (x2, y2) in zip(a, c, strict=True))
     assert not all(torch.equal(y1, y2) for (_, y1), (_, y2) in zip(a, b))
+
+
+def test_validation_split_is_stratified_seeded_and_disjoint():
+    p = get_profile("fast")
+    train, valid, test = data.hotdog_datasets(p)
+    assert len(train) + len(valid) == 240 and len(valid) == 48
+    assert sorted(set(train.indices) | set(valid.dataset.indices)) == list(range(240))
+    assert not set(train.indices) & set(valid.dataset.indices)
+    assert valid.dataset.targets.count(0) == valid.dataset.targets.count(1) == 24
+    assert data.stratified_split([0, 0, 1, 1, 1, 1], 0.5, seed=1) == data.stratified_split([0, 0, 1, 1, 1, 1], 0.5, seed=1)
+    assert data.stratified_split(list(range(2)) * 50, 0.2, 0) != data.stratified_split(list(range(2)) * 50, 0.2, 1)
+    with pytest.raises(ValueError, match="valid_frac"):
+        data.stratified_split([0, 1], 1.0)
+
+
+def test_subset_knob_limits_images_per_class(monkeypatch):
+    monkeypatch.setenv("COURSE_SUBSET", "5")
+    monkeypatch.setenv("COURSE_MAX_EPOCHS", "2")
+    p = get_profile("fast")
+    assert p.epochs(10) == 2 and p.epochs(1) == 1
+    train, valid, test = data.hotdog_datasets(p)
+    assert len(train) + len(valid) == 10 and len(test) == 10
+    monkeypatch.setenv("COURSE_SUBSET", "zero")
+    with pytest.raises(ValueError, match="COURSE_SUBSET"):
+        get_profile("fast")

@@ -132,8 +132,8 @@ def test_full_profile_uses_a_verified_manual_download(tmp_path, monkeypatch):
                         RemoteFile("hotdog", closed_port_url("hotdog.zip"), hashlib.sha1(body).hexdigest(),
                                    "hotdog", LAYOUT))
     (tmp_path / "hotdog.zip").write_bytes(body)  # put there by hand, as the error message says
-    train, test = data.hotdog_datasets(get_profile("full"))
-    assert train.classes == ["hotdog", "not-hotdog"] and len(train) == 4 and len(test) == 4
+    train, valid, test = data.hotdog_datasets(get_profile("full"))
+    assert train.classes == ["hotdog", "not-hotdog"] and len(train) + len(valid) == 4 and len(test) == 4
     assert train[0][0].shape == (3, 224, 224)
 
 

@@ -8,11 +8,12 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+import helpers
 from helpers import grading, models, training
 
 
 def sgd(net, lr=0.1, **mult):
-    return torch.optim.SGD(training.param_groups(net, lr, mult), lr=lr, momentum=0.9)
+    return torch.optim.SGD(models.param_groups(net, lr, mult), lr=lr, momentum=0.9)
 
 
 def test_param_groups_register_every_group_so_later_unfreezing_trains():
@@ -47,8 +48,8 @@ def test_training_learns_and_history_is_complete():
     loader = grading.tiny_loader(n=64)
     h = training.train(net, loader, loader, torch.optim.Adam(net.parameters(), 1e-2), 8, progress=False)
     assert len(h) == 8 and h["epoch"] == list(range(1, 9))
-    assert h.final["test_acc"] >= 0.9 and h["train_loss"][-1] < h["train_loss"][0]
-    assert all(r["examples_per_sec"] > 0 for r in h.rows) and "test acc" in repr(h)
+    assert h.final["valid_acc"] >= 0.9 and h["train_loss"][-1] < h["train_loss"][0]
+    assert all(r["examples_per_sec"] > 0 for r in h.rows) and "valid acc" in repr(h)
 
 
 class Sabotage:
@@ -73,9 +74,9 @@ def test_restore_best_returns_the_best_epoch_not_the_last(tmp_path):
     ckpt = tmp_path / "best.pt"
     h = training.train(net, loader, loader, torch.optim.Adam(net.parameters(), 1e-2), 6,
                        callbacks=[Sabotage(5)], restore_best=True, checkpoint_path=ckpt, progress=False)
-    assert h["test_acc"][-1] < h.best_test_acc
-    assert training.evaluate(net, loader)[1] == pytest.approx(h.best_test_acc)
-    assert h.best_epoch == 1 + h["test_acc"].index(h.best_test_acc)
+    assert h["valid_acc"][-1] < h.best_valid_acc
+    assert training.evaluate(net, loader)[1] == pytest.approx(h.best_valid_acc)
+    assert h.best_epoch == 1 + h["valid_acc"].index(h.best_valid_acc)
     saved = torch.load(ckpt, weights_only=True)
     assert all(torch.equal(saved[k], v) for k, v in net.state_dict().items())
     assert [p.name for p in tmp_path.iterdir()] == ["best.pt"]
@@ -101,7 +102,7 @@ def test_warmup_cosine_schedule_values():
 
 def test_schedulers_keep_discriminative_ratios_and_plateau_steps_on_accuracy():
     net = grading.tiny_net()
-    mult = training.discriminative_mult(2.6)
+    mult = models.discriminative_mult(2.6)
     assert mult["head"] == 1 and mult["layer4"] == pytest.approx(1 / 2.6) and mult["stem"] == pytest.approx(2.6 ** -5)
     opt = sgd(net, **mult)
     sched = training.warmup_cosine(opt, 1, 4)
@@ -145,7 +146,7 @@ def test_atomic_save_leaves_no_partial_file(tmp_path):
 
 def test_seed_everything_makes_training_repeatable():
     def run():
-        g = training.seed_everything(3)
+        g = helpers.seed_everything(3)
         net = grading.tiny_net(seed=3)
         training.train(net, grading.tiny_loader(), None, sgd(net), 1, progress=False)
         return net.fc.weight.detach().clone(), torch.rand(1, generator=g)
@@ -178,7 +179,7 @@ def test_channels_last_default_gives_the_same_training_and_accepts_flat_inputs()
     torch.nn.utils.parameters_to_vector(n1.parameters())
     for a, b in zip(h0.rows, h1.rows):
         assert math.isclose(a["train_loss"], b["train_loss"], rel_tol=1e-3)
-        assert a["test_acc"] == b["test_acc"]
+        assert a["valid_acc"] == b["valid_acc"]
     for (name, p0), p1 in zip(n0.state_dict().items(), n1.state_dict().values()):
         assert torch.allclose(p0.float(), p1.float(), atol=1e-4), name
     flat = nn.Sequential(nn.Linear(4, 2))  # 2-D batches: the default must not try to reformat them
@@ -194,7 +195,7 @@ def test_stage_recorder_sees_each_epochs_trainable_groups_after_the_unfreezer():
 
     net = grading.tiny_net()
     recorder = training.StageRecorder()
-    opt = torch.optim.SGD(training.param_groups(net, 0.01), lr=0.01)
+    opt = torch.optim.SGD(models.param_groups(net, 0.01), lr=0.01)
     training.train(net, grading.tiny_loader(), None, opt, 3, progress=False,
                    callbacks=[UnfreezeOneMore(), recorder])
     assert recorder.stages == [["head"], ["layer4", "head"], ["layer3", "layer4", "head"]]

@@ -171,7 +171,7 @@ def warmup_cosine_scheduler(optimizer, warmup_steps, total_steps, start_factor=0
 '''
 ALT_DISC_HELPERS = '''
 def discriminative_param_groups(net, base_lr, factor=2.6):
-    return training.param_groups(net, base_lr, training.discriminative_mult(factor))
+    return models.param_groups(net, base_lr, models.discriminative_mult(factor))
 '''
 
 

@@ -161,7 +161,7 @@ assert models.count_parameters(big, trainable_only=True) == big.fc.in_features *
 # * **register every group up front** (as fastai does): one optimizer group per layer group, frozen ones
 #   included, each with its own learning rate. A frozen parameter has no gradient, and PyTorch's optimizers skip
 #   parameters whose `.grad` is `None`, so it is not changed until you unfreeze it. The optimizer state and any
-#   learning-rate scheduler carry on across stages. `helpers.training.param_groups(net, lr, lr_mult)` does this
+#   learning-rate scheduler carry on across stages. `helpers.models.param_groups(net, lr, lr_mult)` does this
 #   for all six groups of the course;
 # * or **rebuild the optimizer (and its scheduler)** after every unfreezing, from the new set of trainable
 #   parameters (momentum/Adam state is lost at each stage).

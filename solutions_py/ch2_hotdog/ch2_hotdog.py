@@ -114,7 +114,7 @@ plots.show_images(views, 1, 7, titles=["train"] * 6 + ["test"], scale=1.4);
 # %% [markdown]
 # `helpers.data.hotdog_loaders(profile)` builds the two data sets with these transforms and returns a shuffled
 # training loader and an ordered test loader. The shuffling and the random crops both draw from PyTorch's global
-# generator, so `training.seed_everything(0)` at the start of a run makes it repeatable:
+# generator, so `helpers.seed_everything(0)` at the start of a run makes it repeatable:
 
 # %%
 train_iter, test_iter = data.hotdog_loaders(profile)
@@ -339,7 +339,7 @@ assert training.evaluate(_zero_shot, test_iter)[1] > 0.65, "the initialised head
 #
 # The course's training loop `helpers.training.train` plays the role of d2l's `train_ch13`. The optimizer is SGD
 # (momentum 0.9, weight decay $10^{-3}$) with **one parameter group per layer group**, built by
-# `helpers.training.param_groups(net, lr, {"head": 10})`: every group at the base rate $\eta$, the new head at
+# `helpers.models.param_groups(net, lr, {"head": 10})`: every group at the base rate $\eta$, the new head at
 # $10\eta$. The source text's version, with the same effect:
 #
 # ```python
@@ -361,8 +361,8 @@ lr_finetune, lr_scratch = (0.01, 0.1) if profile.fast else (0.001, 0.01)
 
 def train_fine_tuning(net, learning_rate, head_mult=10, num_epochs=num_epochs, desc="train"):
     # one optimizer group per layer group; the head's learning rate is multiplied by head_mult
-    training.seed_everything(0)  # every run sees the same shuffles and random crops
-    groups = training.param_groups(net, learning_rate, {"head": head_mult}, weight_decay=1e-3)
+    helpers.seed_everything(0)  # every run sees the same shuffles and random crops
+    groups = models.param_groups(net, learning_rate, {"head": head_mult}, weight_decay=1e-3)
     optimizer = torch.optim.SGD(groups, momentum=0.9)
     return training.train(net, train_iter, test_iter, optimizer, num_epochs, desc=desc)
 

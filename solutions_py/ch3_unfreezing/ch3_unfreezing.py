@@ -198,7 +198,7 @@ assert math.isclose(lrs["head"], 0.01) and math.isclose(lrs["layer4"], 0.01 / 2.
 assert math.isclose(lrs["stem"], 0.01 / 2.6 ** 5), "the stem is 5 groups below the head"
 assert [lrs[g] for g in models.LAYER_GROUPS] == sorted(lrs[g] for g in models.LAYER_GROUPS), \
     "learning rates must increase from the stem to the head"
-for g, m in training.discriminative_mult(2.6).items():
+for g, m in models.discriminative_mult(2.6).items():
     assert math.isclose(lrs[g], 0.01 * m), (g, lrs[g])
 lrs10 = {g["name"]: g["lr"] for g in discriminative_param_groups(tiny, 1.0, factor=10)}
 assert math.isclose(lrs10["layer3"], 0.01), "use the factor argument"
@@ -276,7 +276,7 @@ class GradualUnfreezer:
 
 # %% nbgrader={"grade": true, "grade_id": "unfreezer_tests", "locked": true, "points": 4, "schema_version": 3, "solution": false, "task": false}
 tiny = grading.tiny_net()
-opt = torch.optim.SGD(training.param_groups(tiny, 0.01), lr=0.01)  # all groups registered
+opt = torch.optim.SGD(models.param_groups(tiny, 0.01), lr=0.01)  # all groups registered
 unfreezer = GradualUnfreezer(every=1)
 unfreezer.on_epoch_start(0, tiny, opt)
 assert models.trainable_groups(tiny) == ["head"], models.trainable_groups(tiny)
@@ -285,7 +285,7 @@ assert models.trainable_groups(tiny) == ["layer4", "head"], models.trainable_gro
 ### BEGIN HIDDEN TESTS
 expected = [models.LAYER_GROUPS[max(0, 5 - k):] for k in range(8)]  # head first, toward the input
 tiny = grading.tiny_net()
-opt = torch.optim.SGD(training.param_groups(tiny, 0.01), lr=0.01)
+opt = torch.optim.SGD(models.param_groups(tiny, 0.01), lr=0.01)
 unfreezer = GradualUnfreezer()
 for epoch in range(8):
     unfreezer.on_epoch_start(epoch, tiny, opt)
@@ -296,7 +296,7 @@ for epoch in range(8):
         sum(models.group_sizes(tiny)[g] for g in expected[epoch]), f"epoch {epoch}: freeze the other groups"
 # every=2, starting from a fully trainable net: epoch 0 freezes everything but the head
 tiny = grading.tiny_net()
-opt = torch.optim.SGD(training.param_groups(tiny, 0.01), lr=0.01)
+opt = torch.optim.SGD(models.param_groups(tiny, 0.01), lr=0.01)
 unfreezer = GradualUnfreezer(every=2)
 stages = []
 for epoch in range(6):
@@ -318,7 +318,7 @@ else:
 # with helpers.training.train: each group trains only once unfrozen
 tiny = grading.tiny_net()
 start = copy.deepcopy(tiny)
-opt = torch.optim.SGD(training.param_groups(tiny, 0.05), momentum=0.9)
+opt = torch.optim.SGD(models.param_groups(tiny, 0.05), momentum=0.9)
 training.train(tiny, grading.tiny_loader(), None, opt, 2, callbacks=[GradualUnfreezer()], progress=False)
 moved = [g for g in models.LAYER_GROUPS
          if not all(torch.equal(a, b) for a, b in zip(models.group_parameters(tiny, g),

@@ -41,7 +41,7 @@ from helpers import compression as C
 from helpers import data, grading, models, plots, training
 
 profile = helpers.setup()
-train_iter, test_iter = data.hotdog_loaders(profile)  # training.seed_everything(0) fixes a run's batches
+train_iter, test_iter = data.hotdog_loaders(profile)  # helpers.seed_everything(0) fixes a run's batches
 example_batch = next(iter(test_iter))[0][:8]  # for latency: one batch of 8 test images
 
 
@@ -69,9 +69,9 @@ assert split() == split()
 # the note after the pruning sweep in section 3.)
 
 # %%
-training.seed_everything(1)
+helpers.seed_everything(1)
 baseline = models.finetune_net(profile)
-optimizer = torch.optim.SGD(training.param_groups(baseline, 0.01, {"head": 10}), lr=0.01, momentum=0.9,
+optimizer = torch.optim.SGD(models.param_groups(baseline, 0.01, {"head": 10}), lr=0.01, momentum=0.9,
                             weight_decay=1e-3)
 history = training.train(baseline, train_iter, test_iter, optimizer, 4, progress=False)
 baseline_state = copy.deepcopy(baseline.state_dict())
@@ -243,7 +243,7 @@ for amount in (0.5, 0.8, 0.9, 0.95):
 
 # %%
 def finetune(net, epochs=2, lr=0.01, loss=None):
-    training.seed_everything(0)
+    helpers.seed_everything(0)
     opt = torch.optim.SGD([p for p in net.parameters() if p.requires_grad], lr=lr, momentum=0.9)
     training.train(net, train_iter, test_iter, opt, epochs, loss=loss, progress=False)
     return net

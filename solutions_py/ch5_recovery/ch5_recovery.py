@@ -183,7 +183,7 @@ assert progressive_unfreezing_schedule(["a", "b"], 0) == []
 # trainable *when it is built* (the document's `filter(lambda p: p.requires_grad, ...)`) never trains a group that
 # is unfrozen later. The document avoids it by building a new Adam at every stage, which throws away Adam's moment
 # estimates each time (and it also halves the learning rate at every stage). The course registers **every** group
-# up front (`training.param_groups`): frozen parameters have no gradient, so the optimizer skips them until they
+# up front (`models.param_groups`): frozen parameters have no gradient, so the optimizer skips them until they
 # are unfrozen. The callback can check that.
 #
 # ### Exercise 2b (3 points): `ScheduleUnfreezer`
@@ -215,7 +215,7 @@ class ScheduleUnfreezer:
 # %% nbgrader={"grade": true, "grade_id": "unfreezer_tests", "locked": true, "points": 3, "schema_version": 3, "solution": false, "task": false}
 SCHEDULE = [["head"], ["layer4", "head"], ["layer3", "layer4", "head"]]  # the reference, not yours
 tiny = grading.tiny_net()
-opt = torch.optim.Adam(training.param_groups(tiny, 1e-3))  # every group registered
+opt = torch.optim.Adam(models.param_groups(tiny, 1e-3))  # every group registered
 unfreezer = ScheduleUnfreezer(SCHEDULE)
 unfreezer.on_epoch_start(0, tiny, opt)
 assert models.trainable_groups(tiny) == ["head"], models.trainable_groups(tiny)
@@ -230,7 +230,7 @@ unfreezer.on_epoch_start(7, tiny, opt)
 assert models.trainable_groups(tiny) == ["layer3", "layer4", "head"], "past the end: the last entry"
 # freezing again what the schedule no longer lists (a fully trainable net at epoch 0)
 tiny = grading.tiny_net()
-ScheduleUnfreezer(SCHEDULE).on_epoch_start(0, tiny, torch.optim.Adam(training.param_groups(tiny, 1e-3)))
+ScheduleUnfreezer(SCHEDULE).on_epoch_start(0, tiny, torch.optim.Adam(models.param_groups(tiny, 1e-3)))
 assert models.trainable_groups(tiny) == ["head"], "epoch 0: everything but the head must be frozen"
 assert not tiny.conv1.weight.requires_grad and not tiny.bn1.weight.requires_grad
 # the classic trap: an optimizer built only from the parameters trainable when it was built
@@ -248,7 +248,7 @@ else:
 # it works on a pruned (masked) model, and training follows the schedule
 tiny = C.prune_global_l1(grading.tiny_net(), 0.5)
 before = copy.deepcopy(tiny.state_dict())
-opt = torch.optim.Adam(training.param_groups(tiny, 1e-2))
+opt = torch.optim.Adam(models.param_groups(tiny, 1e-2))
 training.train(tiny, grading.tiny_loader(), None, opt, 2, callbacks=[ScheduleUnfreezer(SCHEDULE)], progress=False)
 after = tiny.state_dict()
 assert torch.equal(after["layer3.0.conv1.weight_orig"], before["layer3.0.conv1.weight_orig"]), "layer3 was trained"
@@ -442,9 +442,9 @@ with mock.patch.object(training, "distillation_loss",
 train_iter, test_iter = data.hotdog_loaders(profile)
 example_batch = next(iter(test_iter))[0][:8]
 
-training.seed_everything(0)
+helpers.seed_everything(0)
 baseline = models.finetune_net(profile)
-optimizer = torch.optim.SGD(training.param_groups(baseline, 0.05), momentum=0.9, weight_decay=5e-4)
+optimizer = torch.optim.SGD(models.param_groups(baseline, 0.05), momentum=0.9, weight_decay=5e-4)
 history = training.train(baseline, train_iter, test_iter, optimizer, 6, progress=False,
                          scheduler=torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, 6))
 baseline_state = copy.deepcopy(baseline.state_dict())
@@ -528,8 +528,8 @@ results = {}
 
 def recover(name, net, scheduler=None, **train_kwargs):
     # Fine-tune `net` (a compressed copy) with the chapter's recipe; record and return its history.
-    training.seed_everything(0)
-    optimizer = torch.optim.Adam(training.param_groups(net, 1e-3, weight_decay=1e-4))
+    helpers.seed_everything(0)
+    optimizer = torch.optim.Adam(models.param_groups(net, 1e-3, weight_decay=1e-4))
     sched = scheduler(optimizer) if scheduler is not None else None
     history = training.train(net, train_iter, test_iter, optimizer, RECOVERY_EPOCHS, scheduler=sched,
                              restore_best=True, progress=False, **train_kwargs)
@@ -778,7 +778,7 @@ print(f"{C.serialized_size(baseline):,} -> {C.serialized_size(exported):,} bytes
 # %%
 static_int8 = C.quantize_static(baseline, train_iter)
 qat = C.prepare_qat(baseline)
-training.seed_everything(0)
+helpers.seed_everything(0)
 qat_history = training.train(qat, train_iter, test_iter, torch.optim.SGD(qat.parameters(), lr=1e-3, momentum=0.9),
                              1, progress=False)
 qat_int8 = C.convert_qat(qat)

@@ -1,0 +1,67 @@
+"""Honest measurements: accuracy, non-zero weights, bytes on disk, latency, a comparison table."""
+from __future__ import annotations
+
+import io
+import statistics
+import time
+import zlib
+from typing import Any, Iterable, Mapping, Sequence
+
+import torch
+from torch import nn
+
+from helpers.compression.pruning import count_nonzero, make_permanent, sparsity
+from helpers.training import evaluate
+
+
+def serialized_size(net: nn.Module, compress: bool = True) -> int:
+    """Bytes of ``torch.save(state_dict)`` (of the permanent model if pruned), zlib-compressed when
+    ``compress`` so that zeros take (almost) no room. Works for int8 models too."""
+    if any(k.endswith("_mask") for k, _ in net.named_buffers()):
+        net = make_permanent(net)
+    buf = io.BytesIO()
+    torch.save(net.state_dict(), buf)
+    raw = buf.getvalue()
+    return len(zlib.compress(raw, 6)) if compress else len(raw)
+
+
+def latency_ms(net: nn.Module, example_batch: torch.Tensor, repeats: int = 10, warmup: int = 2) -> float:
+    """Median wall-clock time of one forward pass on ``example_batch`` (CPU, inference mode), in ms."""
+    net = net.eval()
+    x = example_batch.cpu()
+    times = []
+    with torch.inference_mode():
+        for i in range(warmup + repeats):
+            start = time.perf_counter()
+            net(x)
+            if i >= warmup:
+                times.append((time.perf_counter() - start) * 1000)
+    return statistics.median(times)
+
+
+def accuracy(net: nn.Module, eval_iter: Iterable) -> float:
+    """Test accuracy (the course's :func:`helpers.training.evaluate`)."""
+    return evaluate(net, eval_iter)[1]
+
+
+def measure(net: nn.Module, eval_iter: Iterable, example_batch: torch.Tensor, **extra: Any) -> dict[str, Any]:
+    """One comparison row: accuracy, nonzero params, sparsity, size in bytes (zlib), latency (ms)."""
+    net = net.cpu()
+    return {**extra, "accuracy": accuracy(net, eval_iter), "nonzero": count_nonzero(net),
+            "sparsity": sparsity(net), "size_bytes": serialized_size(net),
+            "latency_ms": latency_ms(net, example_batch)}
+
+
+def format_table(rows: Sequence[Mapping[str, Any]], baseline: Mapping[str, Any] | None = None) -> str:
+    """A compact text table; ratios are relative to ``baseline`` (default: the first row)."""
+    base = baseline or rows[0]
+    lines = [f"{'method':<28}{'acc':>7}{'nonzero':>10}{'sparsity':>9}{'KB':>8}{'size x':>8}{'ms':>7}"]
+    for r in rows:
+        lines.append(f"{str(r.get('method', '?')):<28}{r['accuracy']:>7.3f}{r['nonzero']:>10,}"
+                     f"{r['sparsity']:>9.2f}{r['size_bytes'] / 1024:>8.1f}"
+                     f"{base['size_bytes'] / r['size_bytes']:>7.1f}x{r['latency_ms']:>7.2f}")
+    return "\n".join(lines)
+
+
+def print_table(rows: Sequence[Mapping[str, Any]], baseline: Mapping[str, Any] | None = None) -> None:
+    print(format_table(rows, baseline))

@@ -1,0 +1,104 @@
+"""Global L1 pruning that keeps its masks, and counting what pruning really removes."""
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+import torch
+from torch import nn
+from torch.nn.utils import prune
+
+PRUNABLE = (nn.Conv2d, nn.Linear)
+
+
+def prunable(net: nn.Module) -> list[tuple[nn.Module, str]]:
+    """``(module, "weight")`` for every Conv2d and Linear layer (the document's list)."""
+    return [(m, "weight") for m in net.modules() if isinstance(m, PRUNABLE)]
+
+
+def clone(net: nn.Module) -> nn.Module:
+    """``copy.deepcopy`` that also works on masked (pruned) models, whose ``weight`` attribute is
+    computed (``weight_orig * weight_mask``) and cannot be deep-copied by itself."""
+    memo: dict[int, Any] = {}
+    for m in net.modules():
+        for name, _ in m.named_buffers(recurse=False):
+            if name.endswith("_mask") and torch.is_tensor(getattr(m, name[:-5], None)):
+                w = getattr(m, name[:-5])
+                memo[id(w)] = w.detach().clone()
+    return copy.deepcopy(net, memo)
+
+
+def prune_global_l1(net: nn.Module, amount: float) -> nn.Module:
+    """A copy of ``net`` with the fraction ``amount`` of all Conv2d/Linear weights with the smallest
+    absolute value set to zero (one global threshold). The masks are kept, so fine-tuning keeps
+    the pruned weights at zero. ``net`` itself is not changed."""
+    if not 0.0 <= amount < 1.0:
+        raise ValueError(f"amount must be in [0, 1), got {amount}")
+    pruned = clone(net)
+    prune.global_unstructured(prunable(pruned), pruning_method=prune.L1Unstructured, amount=amount)
+    return pruned
+
+
+def is_pruned(net: nn.Module) -> bool:
+    """Whether some module of ``net`` still carries a pruning mask."""
+    return prune.is_pruned(net)
+
+
+def make_permanent(net: nn.Module) -> nn.Module:
+    """A copy with the masks folded into the weights (``prune.remove``): for saving or export, never
+    before fine-tuning (the pruned weights would receive gradients and grow back)."""
+    out = clone(net)
+    for m in out.modules():
+        for name in [k[: -len("_mask")] for k, _ in m.named_buffers(recurse=False) if k.endswith("_mask")]:
+            prune.remove(m, name)
+    return out
+
+
+def _effective(m: nn.Module, name: str) -> torch.Tensor | None:
+    """The tensor a layer actually uses: ``orig * mask`` when masked, dequantized when int8."""
+    if hasattr(m, name + "_orig") and hasattr(m, name + "_mask"):
+        return (getattr(m, name + "_orig") * getattr(m, name + "_mask")).detach()
+    t = getattr(m, name, None)
+    if callable(t) and not isinstance(t, nn.Module):  # quantized modules: weight() / bias()
+        t = t()
+    if t is None or not torch.is_tensor(t):
+        return None
+    return (t.dequantize() if t.is_quantized else t).detach()
+
+
+def _weights(net: nn.Module) -> list[torch.Tensor]:
+    """Effective weight tensors of every convolution and linear layer (float, masked or int8)."""
+    out = []
+    for m in net.modules():
+        if isinstance(m, PRUNABLE) or _is_quantized_layer(m):
+            w = _effective(m, "weight")
+            if w is not None:
+                out.append(w)
+    return out
+
+
+def _is_quantized_layer(m: nn.Module) -> bool:
+    """int8 Conv/Linear (static or dynamic): weights live in packed params, ``weight()`` is a method."""
+    mod = type(m).__module__
+    return mod.startswith("torch.ao.nn.") and ".quantized" in mod and callable(getattr(m, "weight", None))
+
+
+def sparsity(net: nn.Module) -> float:
+    """Fraction of zeros among the Conv2d/Linear weights (masked, permanent or int8 models)."""
+    ws = _weights(net)
+    total = sum(w.numel() for w in ws)
+    return sum((w == 0).sum().item() for w in ws) / max(total, 1)
+
+
+def count_nonzero(net: nn.Module) -> int:
+    """Non-zero parameters: Conv2d/Linear weights as the layer uses them, plus every other parameter
+    (biases, BatchNorm). Unlike ``numel``, this drops when you prune."""
+    total = sum(int((w != 0).sum()) for w in _weights(net))
+    for m in net.modules():
+        if isinstance(m, PRUNABLE) or _is_quantized_layer(m):
+            b = _effective(m, "bias")
+            total += int((b != 0).sum()) if b is not None else 0
+        else:
+            total += sum(int((p != 0).sum()) for n, p in m.named_parameters(recurse=False)
+                         if not n.endswith("_orig"))
+    return total

@@ -1,0 +1,131 @@
+"""int8: eager static quantization (convolutions and fc), QAT that keeps pruning masks, dynamic
+quantization (Linear only). ``torch.ao.quantization`` is used only here."""
+from __future__ import annotations
+
+import contextlib
+import copy
+import warnings
+from typing import Any, Iterable, Iterator
+
+import torch
+from torch import nn
+from torch.nn.utils import prune
+from torchvision.models.resnet import BasicBlock
+
+from helpers.compression.pruning import _is_quantized_layer, clone, make_permanent
+
+BACKEND = "x86"
+
+
+@contextlib.contextmanager
+def _quiet() -> Iterator[None]:
+    """torch.ao.quantization warns that it is deprecated in favour of torchao (whose ``quantize_``
+    has no int8 path for convolutions); the warning is silenced here, and only here."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*torch.ao.quantization is deprecated.*")
+        warnings.filterwarnings("ignore", message=".*quantized tensor creation.*")
+        warnings.filterwarnings("ignore", message=".*reduce_range will be deprecated.*")
+        warnings.filterwarnings("ignore", message=".*must run observer before calling calculate_qparams.*")
+        yield
+
+
+class QuantReady(nn.Module):
+    """``quant -> net -> dequant``; attribute access falls through to ``net`` (``conv1``, ``fc``,
+    layer groups ...), so the course's helpers keep working on the wrapped model."""
+
+    def __init__(self, net: nn.Module) -> None:
+        super().__init__()
+        from torch.ao.quantization import DeQuantStub, QuantStub
+
+        self.quant, self.net, self.dequant = QuantStub(), net, DeQuantStub()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.dequant(self.net(self.quant(x)))
+
+    def __getattr__(self, name: str) -> Any:
+        try:
+            return super().__getattr__(name)
+        except AttributeError:
+            return getattr(super().__getattr__("net"), name)
+
+
+def _quantizable(net: nn.Module, qat: bool) -> QuantReady:
+    """Deep copy, BasicBlocks -> torchvision's QuantizableBasicBlock (weights copied), stubs added,
+    conv+bn(+relu) fused. Works for torchvision's resnet18 and MiniResNet (same module names)."""
+    from torchvision.models.quantization.resnet import QuantizableBasicBlock
+
+    net = make_permanent(net)  # a deep copy, masks folded in
+    for name, layer in net.named_children():
+        if not isinstance(layer, nn.Sequential):
+            continue
+        for i, block in enumerate(layer):
+            if type(block) is BasicBlock:
+                qb = QuantizableBasicBlock(block.conv1.in_channels, block.conv1.out_channels, block.stride,
+                                           copy.deepcopy(block.downsample))
+                qb.load_state_dict(block.state_dict())
+                layer[i] = qb
+            elif not isinstance(block, QuantizableBasicBlock):
+                raise TypeError(f"{name}[{i}] is a {type(block).__name__}; quantize_static expects "
+                                "ResNet BasicBlocks (torchvision resnet18 or helpers.models.MiniResNet)")
+    net.train(qat)
+    fuse = torch.ao.quantization.fuse_modules_qat if qat else torch.ao.quantization.fuse_modules
+    fuse(net, ["conv1", "bn1", "relu"], inplace=True)
+    for m in net.modules():
+        if isinstance(m, QuantizableBasicBlock):
+            m.fuse_model(is_qat=qat)
+    return QuantReady(net).train(qat)
+
+
+def quantize_static(net: nn.Module, calibration_loader: Iterable, num_batches: int = 4) -> nn.Module:
+    """Real int8 model (convolutions and ``fc``): eager static quantization on a copy of ``net``
+    (fuse, ``x86`` qconfig, calibrate on ``num_batches`` batches, convert). CPU inference only."""
+    with _quiet():
+        torch.backends.quantized.engine = BACKEND
+        q = _quantizable(net.cpu(), qat=False).eval()
+        q.qconfig = torch.ao.quantization.get_default_qconfig(BACKEND)
+        torch.ao.quantization.prepare(q, inplace=True)
+        with torch.inference_mode():
+            for i, (X, _) in enumerate(calibration_loader):
+                if i >= num_batches:
+                    break
+                q(X.cpu())
+        return torch.ao.quantization.convert(q, inplace=True)
+
+
+def prepare_qat(net: nn.Module) -> nn.Module:
+    """A copy of ``net`` ready for quantization-aware fine-tuning: float weights, fake int8
+    quantization in the forward pass. Fine-tune it like any model, then :func:`convert_qat`.
+
+    A pruned ``net`` keeps its masks: they are put back on the fused QAT layers (same names), so
+    QAT fine-tuning cannot regrow pruned weights (BatchNorm folding scales a zero to zero)."""
+    masks = {name: m.weight_mask.detach().clone() for name, m in net.named_modules()
+             if hasattr(m, "weight_mask") and hasattr(m, "weight_orig")}
+    with _quiet():
+        torch.backends.quantized.engine = BACKEND
+        q = _quantizable(net.cpu(), qat=True)
+        q.qconfig = torch.ao.quantization.get_default_qat_qconfig(BACKEND)
+        q = torch.ao.quantization.prepare_qat(q, inplace=True)
+    for name, mask in masks.items():
+        prune.custom_from_mask(q.net.get_submodule(name), "weight", mask)
+    return q
+
+
+def convert_qat(net: nn.Module) -> nn.Module:
+    """The int8 model of a QAT-fine-tuned copy (``net`` itself is not changed; masks are folded
+    into the weights first, so pruned weights are exact int8 zeros)."""
+    with _quiet():
+        return torch.ao.quantization.convert(make_permanent(net).cpu().eval(), inplace=True)
+
+
+def quantize_dynamic(net: nn.Module) -> nn.Module:
+    """The document's ``quantize_dynamic(model, {nn.Linear, nn.Conv2d}, dtype=torch.qint8)``, on a
+    copy: only ``Linear`` layers are converted; ``Conv2d`` is not in ``quantize_dynamic``'s default
+    module mapping, so it is skipped silently."""
+    with _quiet():
+        return torch.ao.quantization.quantize_dynamic(clone(net).cpu().eval(), {nn.Linear, nn.Conv2d},
+                                                      dtype=torch.qint8)
+
+
+def quantized_layers(net: nn.Module) -> dict[str, str]:
+    """``{module name: class}`` of every quantized layer (to see what a quantization API changed)."""
+    return {n: type(m).__name__ for n, m in net.named_modules() if _is_quantized_layer(m)}
