@@ -157,9 +157,17 @@ def test_subset_knob_limits_images_per_class(monkeypatch):
     monkeypatch.setenv("COURSE_SUBSET", "5")
     monkeypatch.setenv("COURSE_MAX_EPOCHS", "2")
     p = get_profile("fast")
-    assert p.epochs(10) == 2 and p.epochs(1) == 1
+    assert p.epochs(10) == 2 and p.epochs(1) == 1 and list(p.seeds(5)) == [0]
     train, valid, test = data.hotdog_datasets(p)
     assert len(train) + len(valid) == 10 and len(test) == 10
     monkeypatch.setenv("COURSE_SUBSET", "zero")
     with pytest.raises(ValueError, match="COURSE_SUBSET"):
         get_profile("fast")
+
+
+def test_seeds_repeat_only_outside_grading(monkeypatch):
+    monkeypatch.delenv("COURSE_MAX_EPOCHS", raising=False)
+    monkeypatch.delenv("COURSE_GRADING", raising=False)
+    assert list(get_profile("fast").seeds(3)) == [0, 1, 2]
+    monkeypatch.setenv("COURSE_GRADING", "1")
+    assert list(get_profile("fast").seeds(3)) == [0]
