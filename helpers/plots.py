@@ -75,3 +75,36 @@ def plot_tradeoff(rows: Sequence[Mapping[str, Any]], x: str, y: str = "accuracy"
     ax.grid(alpha=0.3)
     fig.tight_layout()
     return ax
+
+
+# --- (ch5) ---
+
+def plot_mean_spread(values: Mapping[str, Sequence[float]], references: Mapping[str, float] | None = None,
+                     ylabel: str = "test accuracy"):
+    """Bar chart of the mean of each named list of repeated measurements (e.g. one accuracy per seed),
+    with one sample standard deviation as error bar (none for a single value) and each value as a
+    dot; ``references`` are drawn as labelled dashed horizontal lines. Returns the axes."""
+    import statistics
+
+    if not values or any(len(v) == 0 for v in values.values()):
+        raise ValueError("plot_mean_spread needs at least one value for each name")
+    names = list(values)
+    means = [sum(values[n]) / len(values[n]) for n in names]
+    errs = [statistics.stdev(values[n]) if len(values[n]) > 1 else 0.0 for n in names]
+    fig, ax = plt.subplots(figsize=(max(5.0, 1.1 * len(names)), 3.5))
+    ax.bar(range(len(names)), means, yerr=errs, capsize=4, color="tab:blue", alpha=0.6)
+    for i, n in enumerate(names):
+        ax.scatter([i] * len(values[n]), values[n], color="black", s=10, zorder=3)
+    for (label, y), style in zip((references or {}).items(), ("--", ":", "-.", (0, (5, 5)))):
+        ax.axhline(y, color="gray", linestyle=style, label=f"{label} {y:.3f}")
+    ax.set_xticks(range(len(names)))
+    ax.set_xticklabels([f"{n}\n({len(values[n])} seed{'s' if len(values[n]) > 1 else ''})" for n in names],
+                       fontsize=8)
+    ax.set_ylabel(ylabel)
+    lows = [min(v) for v in values.values()] + list((references or {}).values())
+    ax.set_ylim(max(0.0, min(lows) - 0.1), None)
+    ax.grid(alpha=0.3, axis="y")
+    if references:
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    return ax

@@ -281,3 +281,33 @@ def train(net: nn.Module, train_iter: Iterable, valid_iter: Iterable | None,
     if restore_best and best_state is not None:
         net.load_state_dict(best_state)
     return history
+
+
+# --- (ch5) ---
+
+def recalibrate_batchnorm(net: nn.Module, data_iter: Iterable, num_batches: int | None = None,
+                          device: torch.device | str | None = None) -> nn.Module:
+    """Recompute the running statistics of every BatchNorm layer of ``net`` (in place; returned).
+
+    After pruning, the activations no longer match the statistics measured on the unpruned network.
+    This resets them and runs forward passes over ``data_iter`` (at most ``num_batches`` batches) in
+    training mode without gradients, with ``momentum=None`` (a cumulative average over the pass); no
+    parameter changes. Each module's mode and each BatchNorm's momentum are restored afterwards."""
+    device = torch.device(device) if device is not None else _device_of(net)
+    bns = [m for m in net.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    modes = {m: m.training for m in net.modules()}
+    momenta = {m: m.momentum for m in bns}
+    for m in bns:
+        m.reset_running_stats()
+        m.momentum = None
+    net.train()
+    with torch.no_grad():
+        for i, (X, *_) in enumerate(data_iter):
+            if num_batches is not None and i >= num_batches:
+                break
+            net(X.to(device))
+    for m, mode in modes.items():
+        m.training = mode
+    for m, momentum in momenta.items():
+        m.momentum = momentum
+    return net

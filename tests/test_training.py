@@ -199,3 +199,29 @@ def test_stage_recorder_sees_each_epochs_trainable_groups_after_the_unfreezer():
     training.train(net, grading.tiny_loader(), None, opt, 3, progress=False,
                    callbacks=[UnfreezeOneMore(), recorder])
     assert recorder.stages == [["head"], ["layer4", "head"], ["layer3", "layer4", "head"]]
+
+
+# --- (ch5) ---
+
+def test_recalibrate_batchnorm_recomputes_the_statistics_without_training():
+    from helpers import compression as C
+
+    net = grading.tiny_net()
+    loader = grading.tiny_loader(n=32, batch_size=8)
+    training.train(net, loader, None, sgd(net, lr=0.05), 1, progress=False)
+    pruned = C.prune_global_l1(net, 0.8).eval()
+    params = {n: p.detach().clone() for n, p in pruned.named_parameters()}
+    stale = pruned.bn1.running_mean.clone()
+    out = training.recalibrate_batchnorm(pruned, loader)
+    assert out is pruned and not pruned.training and not pruned.bn1.training  # modes restored
+    assert pruned.bn1.momentum == 0.1  # momentum restored
+    assert all(torch.equal(p, params[n]) for n, p in pruned.named_parameters())  # no parameter changes
+    # equal batches: the cumulative average of the batch means is the mean over every example
+    X = torch.cat([x for x, _ in loader])
+    with torch.no_grad():
+        expected = pruned.conv1(X).mean(dim=(0, 2, 3))
+    assert torch.allclose(pruned.bn1.running_mean, expected, atol=1e-5)
+    assert not torch.allclose(stale, expected, atol=1e-3)
+    assert pruned.bn1.num_batches_tracked.item() == len(loader)
+    training.recalibrate_batchnorm(pruned, loader, num_batches=1)
+    assert pruned.bn1.num_batches_tracked.item() == 1
