@@ -2,8 +2,7 @@
 
 Each run executes the notebook up to the last autograded test cell (``kd_tests``; all autograded exercises come
 before the training cells) with several wrong answers swapped in at once. The test cells do not use each
-other's solutions (the unfreezer is tested with a fixed schedule), so each failing test cell is caused by its
-own wrong answer.
+other's solutions, so each failing test cell is caused by its own wrong answer.
 """
 from __future__ import annotations
 
@@ -11,7 +10,7 @@ from tests.nbrun import run_until
 
 NB = "solutions/ch5_recovery/ch5_recovery.ipynb"
 LAST = "kd_tests"
-TESTS = ["clip_tests", "schedule_tests", "unfreezer_tests", "scheduler_tests", "kd_tests"]
+TESTS = ["clip_tests", "optimizer_tests", "bn_tests", "scheduler_tests", "kd_tests"]
 
 # --- exercise 1: gradient clipping ---------------------------------------------------------------
 CLIP_PER_TENSOR = '''
@@ -57,53 +56,100 @@ def clip_gradients(parameters, max_norm):
     return total
 '''
 
-# --- exercise 2a: schedule ------------------------------------------------------------------------
-SCHEDULE_PROGRESSIVE_FREEZING = '''
-def progressive_unfreezing_schedule(groups, num_epochs, epochs_per_stage=1):
-    # the document: stage s trains layers[s:], i.e. everything first, then freezes the first layers
-    groups = list(groups)
-    return [groups[min(len(groups) - 1, e // epochs_per_stage):] for e in range(num_epochs)]
+# --- exercise 2: every group registered before the scheduler -----------------------------------
+OPT_TRAINABLE_ONLY = '''
+def make_optimizer(net, lr, make_scheduler=None):
+    # only the groups trainable now: the groups unfrozen later are never trained
+    groups = [g for g in models.param_groups(net, lr, weight_decay=1e-4) if all(p.requires_grad for p in g["params"])]
+    optimizer = torch.optim.Adam(groups)
+    return optimizer, (make_scheduler(optimizer) if make_scheduler else None)
 '''
-SCHEDULE_FROM_INPUT = '''
-def progressive_unfreezing_schedule(groups, num_epochs, epochs_per_stage=1):
-    # unfreezes from the input toward the head
-    groups = list(groups)
-    return [groups[:min(len(groups), 1 + e // epochs_per_stage)] for e in range(num_epochs)]
+OPT_ADD_GROUP_AFTER = '''
+def make_optimizer(net, lr, make_scheduler=None):
+    # the trainable groups, the scheduler, then add_param_group for the others: they are not scheduled
+    groups = models.param_groups(net, lr, weight_decay=1e-4)
+    now = [g for g in groups if all(p.requires_grad for p in g["params"])]
+    optimizer = torch.optim.Adam(now)
+    scheduler = make_scheduler(optimizer) if make_scheduler else None
+    for g in groups:
+        if g["name"] not in [h["name"] for h in now]:
+            optimizer.add_param_group(g)
+    optimizer.param_groups.sort(key=lambda g: models.LAYER_GROUPS.index(g["name"]))
+    return optimizer, scheduler
 '''
-SCHEDULE_IGNORES_STAGE_LENGTH = '''
-def progressive_unfreezing_schedule(groups, num_epochs, epochs_per_stage=1):
-    groups = list(groups)
-    return [groups[len(groups) - min(len(groups), 1 + e):] for e in range(num_epochs)]
+OPT_ONE_GROUP = '''
+def make_optimizer(net, lr, make_scheduler=None):
+    # every parameter, but one unnamed group
+    optimizer = torch.optim.Adam(net.parameters(), lr=lr, weight_decay=1e-4)
+    return optimizer, (make_scheduler(optimizer) if make_scheduler else None)
 '''
-
-# --- exercise 2b: unfreezer callback ---------------------------------------------------------------
-UNFREEZER_NO_OPTIMIZER_CHECK = '''
-class ScheduleUnfreezer:
-    # right groups, but an optimizer that misses the unfrozen groups goes unnoticed
-    def __init__(self, schedule):
-        self.schedule = schedule
-
-    def on_epoch_start(self, epoch, net, optimizer):
-        trainable = self.schedule[min(epoch, len(self.schedule) - 1)]
-        models.freeze(net, [g for g in models.LAYER_GROUPS if g not in trainable])
-        models.unfreeze(net, trainable)
+OPT_UNFREEZES = '''
+def make_optimizer(net, lr, make_scheduler=None):
+    # unfreezes everything to be sure the optimizer gets every parameter
+    models.unfreeze(net)
+    optimizer = torch.optim.Adam(models.param_groups(net, lr, weight_decay=1e-4))
+    return optimizer, (make_scheduler(optimizer) if make_scheduler else None)
 '''
-UNFREEZER_ONLY_UNFREEZES = '''
-class ScheduleUnfreezer:
-    # unfreezes the scheduled groups but never freezes the others
-    def __init__(self, schedule):
-        self.schedule = schedule
-
-    def on_epoch_start(self, epoch, net, optimizer):
-        trainable = self.schedule[min(epoch, len(self.schedule) - 1)]
-        known = grading.optimizer_param_ids(optimizer)
-        for g in trainable:
-            if any(id(p) not in known for p in models.group_parameters(net, g)):
-                raise ValueError(g)
-        models.unfreeze(net, trainable)
+OPT_SGD_NO_DECAY = '''
+def make_optimizer(net, lr, make_scheduler=None):
+    optimizer = torch.optim.SGD(models.param_groups(net, lr), lr=lr, momentum=0.9)
+    return optimizer, (make_scheduler(optimizer) if make_scheduler else None)
 '''
 
-# --- exercise 3a: schedulers ------------------------------------------------------------------------
+# --- exercise 3: frozen BatchNorm layers keep their statistics -------------------------------------
+BN_NET_EVAL = '''
+def keep_frozen_bn_stats(net):
+    # the whole network in eval mode: the trainable BatchNorm layers stop learning their statistics
+    net.eval()
+    return sorted(n for n, m in net.named_modules() if isinstance(m, nn.modules.batchnorm._BatchNorm))
+'''
+BN_REQUIRES_GRAD_ONLY = '''
+def keep_frozen_bn_stats(net):
+    # freezes the parameters again, but the buffers still drift in train mode
+    names = []
+    for n, m in net.named_modules():
+        if isinstance(m, nn.modules.batchnorm._BatchNorm) and not any(p.requires_grad for p in m.parameters()):
+            m.requires_grad_(False)
+            names.append(n)
+    return sorted(names)
+'''
+BN_TOP_LEVEL = '''
+def keep_frozen_bn_stats(net):
+    # only the direct children: the BatchNorm layers inside the residual blocks are missed
+    names = []
+    for n, m in net.named_children():
+        if isinstance(m, nn.modules.batchnorm._BatchNorm) and not any(p.requires_grad for p in m.parameters()):
+            m.eval()
+            names.append(n)
+    return sorted(names)
+'''
+BN_ANY_FROZEN = '''
+def keep_frozen_bn_stats(net):
+    # one frozen parameter is enough to stop the statistics
+    names = []
+    for n, m in net.named_modules():
+        if isinstance(m, nn.modules.batchnorm._BatchNorm) and any(not p.requires_grad for p in m.parameters()):
+            m.eval()
+            names.append(n)
+    return sorted(names)
+'''
+BN_2D_ONLY = '''
+def keep_frozen_bn_stats(net):
+    names = []
+    for n, m in net.named_modules():
+        if isinstance(m, nn.BatchNorm2d) and not any(p.requires_grad for p in m.parameters()):
+            m.eval()
+            names.append(n)
+    return sorted(names)
+'''
+BN_HELPER = '''
+def keep_frozen_bn_stats(net):
+    training.freeze_frozen_batchnorm(net)
+    return sorted(n for n, m in net.named_modules()
+                  if isinstance(m, nn.modules.batchnorm._BatchNorm) and not m.training)
+'''
+
+# --- exercise 4: schedulers ------------------------------------------------------------------------
 SCHEDULER_PLATEAU_MIN = '''
 def make_scheduler(name, optimizer, epochs):
     s = torch.optim.lr_scheduler
@@ -126,6 +172,28 @@ def make_scheduler(name, optimizer, epochs):
         return s.ReduceLROnPlateau(optimizer, mode="max", factor=0.5, patience=1)
     raise ValueError(name)
 '''
+SCHEDULER_PATIENCE_3 = '''
+def make_scheduler(name, optimizer, epochs):
+    s = torch.optim.lr_scheduler
+    if name == "cosine":
+        return s.CosineAnnealingLR(optimizer, T_max=epochs)
+    if name == "step":
+        return s.StepLR(optimizer, step_size=max(1, epochs // 3), gamma=0.1)
+    if name == "plateau":
+        return s.ReduceLROnPlateau(optimizer, mode="max", factor=0.5, patience=3)  # the document's: too late
+    raise ValueError(name)
+'''
+SCHEDULER_PATIENCE_0 = '''
+def make_scheduler(name, optimizer, epochs):
+    s = torch.optim.lr_scheduler
+    if name == "cosine":
+        return s.CosineAnnealingLR(optimizer, T_max=epochs)
+    if name == "step":
+        return s.StepLR(optimizer, step_size=max(1, epochs // 3), gamma=0.1)
+    if name == "plateau":
+        return s.ReduceLROnPlateau(optimizer, mode="max", factor=0.5, patience=0)  # reacts to one noisy epoch
+    raise ValueError(name)
+'''
 SCHEDULER_STEP_NO_MIN = '''
 def make_scheduler(name, optimizer, epochs):
     s = torch.optim.lr_scheduler
@@ -138,7 +206,7 @@ def make_scheduler(name, optimizer, epochs):
     return None  # no error for an unknown name
 '''
 
-# --- exercise 4a: distillation loss -----------------------------------------------------------------
+# --- exercise 5: distillation loss -----------------------------------------------------------------
 KD_NO_T2 = '''
 def kd_loss(student_logits, teacher_logits, targets, T=4.0, alpha=0.5):
     soft = F.kl_div(F.log_softmax(student_logits / T, dim=1), F.softmax(teacher_logits / T, dim=1),
@@ -173,27 +241,25 @@ ALT_CLIP = '''
 def clip_gradients(parameters, max_norm):
     return float(torch.nn.utils.clip_grad_norm_(list(parameters), max_norm))
 '''
-ALT_SCHEDULE = '''
-def progressive_unfreezing_schedule(groups, num_epochs, epochs_per_stage=1):
-    out = []
-    for epoch in range(num_epochs):
-        k = min(len(groups), epoch // epochs_per_stage + 1)
-        out.append([g for i, g in enumerate(groups) if i >= len(groups) - k])
-    return out
+ALT_OPTIMIZER = '''
+def make_optimizer(net, lr, make_scheduler=None):
+    groups = [{"params": list(models.group_parameters(net, g)), "name": g, "weight_decay": 1e-4}
+              for g in models.LAYER_GROUPS]
+    optimizer = torch.optim.Adam(groups, lr=lr)
+    scheduler = None
+    if make_scheduler is not None:
+        scheduler = make_scheduler(optimizer)
+    return optimizer, scheduler
 '''
-ALT_UNFREEZER = '''
-class ScheduleUnfreezer:
-    def __init__(self, schedule):
-        self.schedule = schedule
-
-    def on_epoch_start(self, epoch, net, optimizer):
-        stage = self.schedule[-1] if epoch >= len(self.schedule) else self.schedule[epoch]
-        in_optimizer = {id(p) for group in optimizer.param_groups for p in group["params"]}
-        for name in models.LAYER_GROUPS:
-            for p in models.group_parameters(net, name):
-                if name in stage and id(p) not in in_optimizer:
-                    raise ValueError(f"{name} is missing from the optimizer")
-                p.requires_grad = name in stage
+ALT_BN = '''
+def keep_frozen_bn_stats(net):
+    out = []
+    for name, module in net.named_modules():
+        ps = list(module.parameters(recurse=False))
+        if isinstance(module, (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d)) and ps and all(not p.requires_grad for p in ps):
+            module.train(False)
+            out.append(name)
+    return sorted(out)
 '''
 ALT_SCHEDULER = '''
 def make_scheduler(name, optimizer, epochs):
@@ -203,7 +269,7 @@ def make_scheduler(name, optimizer, epochs):
     if name == "step":
         return s.LambdaLR(optimizer, lambda e: 0.1 ** (e // max(1, epochs // 3)))
     if name == "plateau":
-        return s.ReduceLROnPlateau(optimizer, "max", factor=0.5, patience=1)
+        return s.ReduceLROnPlateau(optimizer, "max", factor=0.3, patience=max(1, epochs // 6))
     raise ValueError(f"unknown scheduler {name}")
 '''
 ALT_KD = '''
@@ -224,47 +290,53 @@ def test_reference_solution_passes():
 
 
 def test_other_correct_answers_pass():
-    results = run_until(NB, LAST, replace={"clip_impl": ALT_CLIP, "schedule_impl": ALT_SCHEDULE,
-                                           "unfreezer_impl": ALT_UNFREEZER, "scheduler_impl": ALT_SCHEDULER,
+    results = run_until(NB, LAST, replace={"clip_impl": ALT_CLIP, "optimizer_impl": ALT_OPTIMIZER,
+                                           "bn_impl": ALT_BN, "scheduler_impl": ALT_SCHEDULER,
                                            "kd_impl": ALT_KD})
     assert not any(results.values()), results
 
 
 def test_wrong_answers_batch_a():
-    # per-tensor clipping, the document's progressive freezing, no optimizer check, plateau in min mode,
+    # per-tensor clipping, an optimizer of the trainable groups only, net.eval(), plateau in min mode,
     # distillation without T^2
-    results = run_until(NB, LAST, replace={"clip_impl": CLIP_PER_TENSOR,
-                                           "schedule_impl": SCHEDULE_PROGRESSIVE_FREEZING,
-                                           "unfreezer_impl": UNFREEZER_NO_OPTIMIZER_CHECK,
-                                           "scheduler_impl": SCHEDULER_PLATEAU_MIN,
+    results = run_until(NB, LAST, replace={"clip_impl": CLIP_PER_TENSOR, "optimizer_impl": OPT_TRAINABLE_ONLY,
+                                           "bn_impl": BN_NET_EVAL, "scheduler_impl": SCHEDULER_PLATEAU_MIN,
                                            "kd_impl": KD_NO_T2})
     assert _failed(results) == TESTS, results
 
 
 def test_wrong_answers_batch_b():
-    # a generator iterated twice, unfreezing from the input, never freezing, the document's eta_min,
-    # KL arguments swapped
-    results = run_until(NB, LAST, replace={"clip_impl": CLIP_GENERATOR_TWICE,
-                                           "schedule_impl": SCHEDULE_FROM_INPUT,
-                                           "unfreezer_impl": UNFREEZER_ONLY_UNFREEZES,
-                                           "scheduler_impl": SCHEDULER_DOCUMENT_COSINE,
+    # a generator iterated twice, add_param_group after the scheduler, requires_grad instead of eval mode,
+    # the document's patience=3, KL arguments swapped
+    results = run_until(NB, LAST, replace={"clip_impl": CLIP_GENERATOR_TWICE, "optimizer_impl": OPT_ADD_GROUP_AFTER,
+                                           "bn_impl": BN_REQUIRES_GRAD_ONLY, "scheduler_impl": SCHEDULER_PATIENCE_3,
                                            "kd_impl": KD_SWAPPED})
     assert _failed(results) == TESTS, results
 
 
 def test_wrong_answers_batch_c():
-    # clipping by value, stages of one epoch whatever epochs_per_stage, a wrong step size and no error,
+    # clipping by value, one unnamed group, only the direct children, patience=0,
     # probabilities instead of log-probabilities
-    results = run_until(NB, LAST, replace={"clip_impl": CLIP_BY_VALUE,
-                                           "schedule_impl": SCHEDULE_IGNORES_STAGE_LENGTH,
-                                           "scheduler_impl": SCHEDULER_STEP_NO_MIN,
+    results = run_until(NB, LAST, replace={"clip_impl": CLIP_BY_VALUE, "optimizer_impl": OPT_ONE_GROUP,
+                                           "bn_impl": BN_TOP_LEVEL, "scheduler_impl": SCHEDULER_PATIENCE_0,
                                            "kd_impl": KD_NO_LOG_SOFTMAX})
-    assert [t for t in _failed(results)] == ["clip_tests", "schedule_tests", "scheduler_tests", "kd_tests"], results
+    assert _failed(results) == TESTS, results
 
 
 def test_wrong_answers_batch_d():
-    # gradients scaled up below the threshold; "mean" reduction; calling the course's reference
-    results = run_until(NB, LAST, replace={"clip_impl": CLIP_ALWAYS_RESCALE, "kd_impl": KD_MEAN})
-    assert _failed(results) == ["clip_tests", "kd_tests"], results
-    results = run_until(NB, LAST, replace={"kd_impl": KD_HELPER})
-    assert _failed(results) == ["kd_tests"], results
+    # gradients scaled up below the threshold, unfreezing everything, one frozen parameter is enough,
+    # the document's eta_min, "mean" reduction
+    results = run_until(NB, LAST, replace={"clip_impl": CLIP_ALWAYS_RESCALE, "optimizer_impl": OPT_UNFREEZES,
+                                           "bn_impl": BN_ANY_FROZEN, "scheduler_impl": SCHEDULER_DOCUMENT_COSINE,
+                                           "kd_impl": KD_MEAN})
+    assert _failed(results) == TESTS, results
+
+
+def test_wrong_answers_batch_e():
+    # SGD without weight decay, BatchNorm2d only, a wrong step size and no error, the course's reference loss;
+    # then the course's freeze_frozen_batchnorm
+    results = run_until(NB, LAST, replace={"optimizer_impl": OPT_SGD_NO_DECAY, "bn_impl": BN_2D_ONLY,
+                                           "scheduler_impl": SCHEDULER_STEP_NO_MIN, "kd_impl": KD_HELPER})
+    assert _failed(results) == ["optimizer_tests", "bn_tests", "scheduler_tests", "kd_tests"], results
+    results = run_until(NB, LAST, replace={"bn_impl": BN_HELPER})
+    assert _failed(results) == ["bn_tests"], results

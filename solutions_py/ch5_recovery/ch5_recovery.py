@@ -1,14 +1,10 @@
 # %% [markdown]
 # # Chapter 5: Recovering accuracy after compression
 #
-# Chapter 4 compressed a fine-tuned model and accuracy paid for it. This chapter gets the accuracy back with a
-# **short fine-tuning of the compressed model** that keeps the compression: gradient clipping, progressive
-# unfreezing, learning-rate schedules, distillation from the uncompressed teacher, and quantization-aware training
-# after int8 quantization.
-#
-# **Plan.** Part A writes the tools (exercises 1-5), each tested in a second on a tiny network. Part B prunes the
-# fine-tuned mini model, recovers with each tool over a few seeds, and asks you to interpret the measurements
-# (exercises 6-9). Every choice (best epoch, schedule) is made on the **validation** split; the test set is
+# Chapter 4 compressed a fine-tuned model and accuracy paid for it. Here a **short fine-tuning of the compressed
+# model** gets it back without undoing the compression. Part A writes the tools (exercises 1-5, each tested in a
+# second on a tiny network); Part B prunes the mini model, recovers with each tool over a few seeds and asks you
+# to interpret the measurements (exercises 6-9). Choices are made on the **validation** split; the test set is
 # measured once per final model.
 
 # %%
@@ -33,10 +29,9 @@ profile = helpers.setup()
 #
 # ## 1. Gradient clipping
 #
-# `torch.nn.utils.clip_grad_norm_(params, max_norm)` treats all the gradients of the model as **one** vector $g$,
-# of norm $\|g\| = \sqrt{\sum_i \|g_i\|^2}$ over every parameter tensor. Above `max_norm`, every gradient is
-# multiplied by the same factor `max_norm / ||g||`: the step keeps its **direction** and gets a bounded length.
-# `clip_grad_value_` (clamp each element) and clipping each tensor by its own norm both change the direction.
+# `clip_grad_norm_(params, max_norm)` treats all the gradients as **one** vector $g$ of norm
+# $\|g\| = \sqrt{\sum_i \|g_i\|^2}$. Above `max_norm`, every gradient is multiplied by `max_norm / ||g||`: the
+# step keeps its **direction**. Clamping each element (`clip_grad_value_`) or each tensor by its own norm does not.
 #
 # ### Exercise 1 (3 points, seed exercise 1): `clip_gradients`
 #
@@ -113,16 +108,11 @@ assert clip_gradients([torch.zeros(2, requires_grad=True)], 1.0) == 0.0
 # %% [markdown]
 # ## 2. Register every layer group before the scheduler
 #
-# Progressive unfreezing trains the head first, then unfreezes one group more per stage. The optimizer must be
-# able to train the groups unfrozen later, and the scheduler must schedule them.
-#
-# > **Common mistake.** Building the optimizer from the parameters trainable *now*
-# > (`filter(lambda p: p.requires_grad, ...)`, or the head alone), then calling `optimizer.add_param_group(...)`
-# > at each stage. A scheduler built before that call does not know the new group: `LambdaLR` (hence
-# > `training.warmup_cosine`) fails at its next `step()`, `OneCycleLR` raises a `KeyError`, others leave the group
-# > off the schedule. **Fix:** register every group up front (frozen parameters have no gradient, so the optimizer
-# > skips them until they are unfrozen), then build the scheduler; or rebuild optimizer *and* scheduler at
-# > each stage (losing Adam's moment estimates).
+# > **Common mistake.** During progressive unfreezing, building the optimizer from the parameters trainable *now*
+# > and calling `optimizer.add_param_group(...)` at each stage. A scheduler built before does not know the new
+# > group: `LambdaLR` (so `training.warmup_cosine`) fails at its next `step()`, `OneCycleLR` raises a `KeyError`.
+# > **Fix:** register every group up front (frozen parameters get no gradient, the optimizer skips them), then
+# > build the scheduler; or rebuild both at each stage (losing Adam's moment estimates).
 
 # %%
 tiny = grading.tiny_net()
@@ -139,14 +129,11 @@ except ValueError as err:
 # %% [markdown]
 # ### Exercise 2 (3 points, a classic mistake): `make_optimizer`
 #
-# Write `make_optimizer(net, lr, make_scheduler=None)`. It is called once, **before** progressive unfreezing
-# starts, when some groups are still frozen, and returns `(optimizer, scheduler)`:
-#
-# - `torch.optim.Adam` with learning rate `lr` and weight decay `1e-4`, one optimizer group per layer group
-#   (`models.param_groups` names them; `training.StageRecorder` reads the names);
-# - every group, frozen or not, must be trained once it is unfrozen and follow the schedule from the first epoch;
-# - `scheduler = make_scheduler(optimizer)` (`None` when `make_scheduler` is `None`);
-# - do not change which parameters are trainable.
+# Write `make_optimizer(net, lr, make_scheduler=None)`, called once **before** progressive unfreezing starts
+# (some groups still frozen), returning `(optimizer, scheduler)`: `torch.optim.Adam` with learning rate `lr`,
+# weight decay `1e-4` and one named group per layer group (`models.param_groups`); every group must be trained
+# once unfrozen and follow the schedule from the first epoch; `scheduler = make_scheduler(optimizer)` (or `None`).
+# Do not change which parameters are trainable.
 
 # %% nbgrader={"grade": false, "grade_id": "optimizer_impl", "locked": false, "schema_version": 3, "solution": true, "task": false}
 def make_optimizer(net, lr, make_scheduler=None):
@@ -219,17 +206,16 @@ with torch.no_grad():
 print("running_mean of a frozen BatchNorm changed:", not torch.equal(stats, tiny.bn1.running_mean))
 
 # %% [markdown]
-# > **Common mistake.** Freezing the lower layers with `requires_grad_(False)` and believing they are unchanged:
-# > `net.train()` puts their BatchNorm layers in training mode, their statistics drift toward the new data, and
-# > the frozen features change under the head. **Fix:** after `net.train()`, put the BatchNorm layers whose
-# > parameters are all frozen back in eval mode (`training.train` does it unless `freeze_bn_stats=False`).
+# > **Common mistake.** Believing `requires_grad_(False)` leaves a layer unchanged: `net.train()` puts its
+# > BatchNorm layers in training mode and their statistics drift. **Fix:** after `net.train()`, put the BatchNorm
+# > layers whose parameters are all frozen back in eval mode (`training.train` does, unless `freeze_bn_stats=False`).
 #
 # ### Exercise 3 (3 points, a classic mistake): `keep_frozen_bn_stats`
 #
-# Write `keep_frozen_bn_stats(net)`, called right after `net.train()`: every BatchNorm layer (`nn.BatchNorm1d`,
-# `nn.BatchNorm2d`: subclasses of `nn.modules.batchnorm._BatchNorm`) whose parameters are **all** frozen goes to
-# eval mode; every other module keeps its mode. Return the sorted names (from `net.named_modules()`) of the layers
-# put in eval mode. Write it yourself (the tests check that you do not call `training.freeze_frozen_batchnorm`).
+# Write `keep_frozen_bn_stats(net)`, called right after `net.train()`: every BatchNorm layer (subclasses of
+# `nn.modules.batchnorm._BatchNorm`) whose parameters are **all** frozen goes to eval mode, every other module keeps
+# its mode. Return the sorted names (`net.named_modules()`) of those layers. Do not call
+# `training.freeze_frozen_batchnorm`.
 
 # %% nbgrader={"grade": false, "grade_id": "bn_impl", "locked": false, "schema_version": 3, "solution": true, "task": false}
 def keep_frozen_bn_stats(net):
@@ -285,37 +271,26 @@ assert not seq[1].training and seq[3].training and seq[0].training
 ### END HIDDEN TESTS
 
 # %% [markdown]
-# In a chapter-3 setting the drift corrupts pretrained features. After pruning, the same drift is a hidden,
-# uncontrolled **repair** (section 6 shows why): recovery experiments must control it.
+# After pruning, the same drift is a hidden **repair** (section 6).
 #
 # ## 4. Learning-rate schedules
 #
-# Seed exercise 3 compares three schedules, stepped **once per epoch** here:
+# Stepped once per epoch: **cosine** decays to 0 along half a cosine; **step** multiplies the rate by `gamma`
+# every `step_size` epochs; **plateau** (`ReduceLROnPlateau`) multiplies it by `factor` when the monitored metric,
+# here the validation accuracy, has not improved for more than `patience` epochs.
 #
-# - **cosine** (`CosineAnnealingLR`): from the initial rate down to 0 along half a cosine over the run;
-# - **step** (`StepLR`): the rate is multiplied by `gamma` every `step_size` epochs;
-# - **plateau** (`ReduceLROnPlateau`): the rate is multiplied by `factor` when the monitored metric has not
-#   improved for more than `patience` epochs. `training.train` steps it with the **validation accuracy** of
-#   each epoch.
-#
-# > **Common mistake.** `ReduceLROnPlateau(optimizer, patience=3)` on an accuracy, in a short run: the default
-# > `mode="min"` treats a *rising* accuracy as no improvement and cuts the rate while the model improves, and
-# > with `patience=3` a 3-epoch run ends before it could ever act. **Fix:** choose mode and patience from the
-# > metric and the number of epochs.
+# > **Common mistake.** `ReduceLROnPlateau(optimizer, patience=3)` on an accuracy in a short run: the default
+# > `mode="min"` cuts the rate while the accuracy *rises*, and a 3-epoch run ends before `patience=3` can act.
+# > **Fix:** choose mode and patience from the metric and the number of epochs.
 #
 # ### Exercise 4 (4 points, seed exercise 3): `make_scheduler`
 #
-# Write `make_scheduler(name, optimizer, epochs)`:
-#
-# - `"cosine"`: `CosineAnnealingLR` reaching 0 after `epochs` epochs;
-# - `"step"`: `StepLR` with `step_size=max(1, epochs // 3)` and `gamma=0.1`;
-# - `"plateau"`: a `ReduceLROnPlateau` whose arguments **you choose** for a run of `epochs >= 6` epochs
-#   monitored on the validation accuracy, so that: the rate never drops while the accuracy improves; one epoch
-#   without improvement (noise: one image of a 48-image validation split is 2 %) does not cut it; if the
-#   accuracy stops improving from the first epoch, the rate drops **at least twice** within the run;
-# - any other name: raise a `ValueError`.
-#
-# Exercise 8 asks you to justify your choice.
+# Write `make_scheduler(name, optimizer, epochs)`: `"cosine"`, a `CosineAnnealingLR` reaching 0 after `epochs`
+# epochs; `"step"`, a `StepLR` with `step_size=max(1, epochs // 3)` and `gamma=0.1`; any other name but
+# `"plateau"`, a `ValueError`. For `"plateau"`, **choose** the arguments of a `ReduceLROnPlateau` for runs of
+# `epochs >= 6` epochs on the validation accuracy so that the rate never drops while the accuracy improves, one
+# epoch without improvement (noise: one image is 2 % of the validation split) does not cut it, and a stalled
+# accuracy makes it drop **at least twice** within the run. Exercise 8 asks you to justify your choice.
 
 # %% nbgrader={"grade": false, "grade_id": "scheduler_impl", "locked": false, "schema_version": 3, "solution": true, "task": false}
 def make_scheduler(name, optimizer, epochs):
@@ -397,21 +372,21 @@ plots.plot_lr(curves, xlabel="epoch");
 # %% [markdown]
 # ## 5. Distillation loss
 #
-# While the pruned **student** is fine-tuned, the uncompressed **teacher** is still at hand; its output
-# distribution says more than the label. Hinton et al. (2015) soften both with a temperature $T$:
+# The uncompressed **teacher**'s output distribution says more than the label. Hinton et al. (2015) soften the
+# teacher's and the pruned **student**'s with a temperature $T$:
 #
 # $$\mathcal{L} = \alpha \, \mathrm{CE}(z_s, y) + (1 - \alpha)\, T^2\, \mathrm{KL}\big(\mathrm{softmax}(z_t / T)\,\|\,\mathrm{softmax}(z_s / T)\big)$$
 #
-# > **Common mistake.** `F.kl_div(input, target)` expects the **student's log**-probabilities as `input` and the
-# > teacher's probabilities as `target`; swapping them, or passing probabilities as `input`, computes something
-# > else. `reduction="batchmean"` is the KL per example (`"mean"` also divides by the number of classes). Without
-# > the factor $T^2$ the soft term's gradient shrinks like $1/T^2$.
+# > **Common mistake.** Swapping the arguments of `F.kl_div(input, target)`, or passing probabilities as `input`.
+# > **Fix:** `input` = the student's **log**-probabilities, `target` = the teacher's probabilities,
+# > `reduction="batchmean"` (`"mean"` also divides by the number of classes), and the factor $T^2$ (the soft
+# > term's gradient shrinks like $1/T^2$).
 #
 # ### Exercise 5 (4 points, seed exercise 4): `kd_loss`
 #
-# Write `kd_loss(student_logits, teacher_logits, targets, T=4.0, alpha=0.5)` computing $\mathcal{L}$ (a scalar
-# tensor that gradients can flow through to `student_logits`) with `F.cross_entropy`, `F.kl_div`,
-# `F.log_softmax` and `F.softmax` (not `training.distillation_loss`, the course's reference).
+# Write `kd_loss(student_logits, teacher_logits, targets, T=4.0, alpha=0.5)`: $\mathcal{L}$ as a scalar tensor
+# that gradients flow through to `student_logits`, with `F.cross_entropy`, `F.kl_div`, `F.log_softmax` and
+# `F.softmax` (not `training.distillation_loss`).
 
 # %% nbgrader={"grade": false, "grade_id": "kd_impl", "locked": false, "schema_version": 3, "solution": true, "task": false}
 def kd_loss(student_logits, teacher_logits, targets, T=4.0, alpha=0.5):
@@ -460,16 +435,16 @@ with mock.patch.object(training, "distillation_loss",
 ### END HIDDEN TESTS
 
 # %% [markdown]
-# `training.DistillationLoss(teacher, temperature, alpha)` computes the same loss from the batch's inputs: it
-# runs the teacher in **eval mode** (running BatchNorm statistics, no dropout) under `torch.no_grad()`.
+# `training.DistillationLoss(teacher, temperature, alpha)` runs the teacher in **eval mode** under
+# `torch.no_grad()` and computes the same loss.
 
 # %% [markdown]
 # # Part B: prune, then recover
 #
 # ## 6. The baseline, its pruned copy, and a free repair
 #
-# The chapter-2 recipe in a few seconds: the pretrained mini ResNet with a new 2-class head, fine-tuned for 6
-# epochs. It is the **teacher** of section 10 and must not change: we keep a copy of its weights.
+# The chapter-2 recipe: the pretrained mini ResNet with a new head, fine-tuned for 6 epochs. It is the
+# **teacher** of section 11 and must not change: we keep a copy of its weights.
 
 # %%
 train_iter, valid_iter, test_iter = data.hotdog_loaders(profile)
@@ -491,10 +466,9 @@ if profile.fast:
     assert base_acc >= 0.85
 
 # %% [markdown]
-# `C.prune_global_l1(baseline, SPARSITY)` returns a **copy** whose smallest weights (one global threshold for all
-# convolutions and the linear layer) are zero, and keeps the **masks** (`weight = weight_orig * weight_mask`): an
-# optimizer updates `weight_orig`, the pruned entries stay exactly zero. We prune hard, 98 %, so that recovery
-# has something to do.
+# `C.prune_global_l1` returns a **copy** with the smallest weights (one global threshold) at zero and keeps the
+# **masks** (`weight = weight_orig * weight_mask`): fine-tuning updates `weight_orig`, pruned entries stay zero.
+# We prune hard, 98 %, so that recovery has something to do.
 #
 # > **Common mistake.** Removing the masks (`prune.remove`) **before** fine-tuning: the pruned weights get
 # > gradients and grow back. **Fix:** keep the masks while fine-tuning, fold them in for export only
@@ -511,9 +485,8 @@ print(f"sparsity {pruned_sparsity:.4f}, non-zero parameters {C.count_nonzero(bas
       f"{C.count_nonzero(pruned):,}")
 
 # %% [markdown]
-# Each BatchNorm layer normalises with running statistics of the **unpruned** network's activations, which
-# pruning changed. `training.recalibrate_batchnorm` recomputes them with forward passes over training batches,
-# without a gradient step:
+# BatchNorm layers still hold the statistics of the **unpruned** network's activations.
+# `training.recalibrate_batchnorm` recomputes them over the training batches, without a gradient step:
 
 # %%
 recalibrated = training.recalibrate_batchnorm(C.clone(pruned), train_iter)
@@ -527,23 +500,18 @@ if profile.fast:
     assert accuracy["pruned"] < accuracy["recalibrated"] < accuracy["baseline"] - 0.1
 
 # %% [markdown]
-# Recalibration is free and repairs a large part of the damage. Any fine-tuning in training mode also
-# recalibrates, as a side effect, the statistics of every BatchNorm layer it runs through (section 3), frozen
-# groups included unless they are kept in eval mode. A method started from `pruned` would get this repair for
-# free and look good; the comparisons below therefore start from `recalibrated`, the reference every method
-# must beat.
+# Recalibration is free and repairs part of the damage. Any fine-tuning in training mode does it too, as a side
+# effect (section 3), so a method started from `pruned` gets that repair for free. The comparisons below start
+# from `recalibrated`: the reference every method must beat.
 #
 # ## 7. The recovery recipe
 #
-# Every method fine-tunes a fresh copy of `recalibrated` with your `make_optimizer` (Adam, `lr=1e-3`, every group
-# registered up front) for `RECOVERY_EPOCHS` epochs, with `restore_best=True`: the weights of the epoch with the
-# best **validation** accuracy are loaded back at the end.
+# Every method fine-tunes a copy of `recalibrated` with your `make_optimizer` (`lr=1e-3`) for `RECOVERY_EPOCHS`
+# epochs, once per seed (`profile.seeds(3)`: batches and crops change), and reports the test accuracy's mean and
+# standard deviation.
 #
-# > **Common mistake.** Saving the best checkpoint but returning the model of the **last** epoch. **Fix:**
-# > load the best weights back (`restore_best=True`), chosen on the validation split; measure the test set once.
-#
-# Each method runs once per seed (`profile.seeds(3)`: the seed changes the batches and the random crops); we
-# report the mean and the spread (standard deviation) of the test accuracy.
+# > **Common mistake.** Saving the best checkpoint but returning the **last** epoch's model. **Fix:**
+# > `restore_best=True` loads back the epoch with the best **validation** accuracy.
 
 # %%
 RECOVERY_EPOCHS = profile.epochs(3)
@@ -589,8 +557,7 @@ if profile.fast:
 # %% [markdown]
 # ## 8. With and without gradient clipping
 #
-# How large are the gradients of the recalibrated model? The total norm on a few batches (PyTorch's
-# `clip_grad_norm_` with an infinite threshold clips nothing):
+# The total gradient norm on a few batches (`clip_grad_norm_` with an infinite threshold clips nothing):
 
 # %%
 def gradient_norms(net, batches=6):
@@ -636,9 +603,8 @@ recover("full + clip", clip_grad_norm=1.0)
 # > progressive *freezing*. **Fix:** progressive *unfreezing* starts with the head alone and unfreezes one group
 # > more per stage **toward the input**.
 #
-# A three-line callback does it, one stage per epoch; `training.StageRecorder` records the optimizer groups that
-# are trainable at each epoch, and `training.train` keeps the BatchNorm layers of frozen groups in eval mode (your
-# exercise 3), so the groups never unfrozen are not touched at all.
+# A callback unfreezes one group per epoch; `training.StageRecorder` records the trainable optimizer groups;
+# `training.train` keeps frozen BatchNorm layers in eval mode (exercise 3).
 
 # %%
 class Unfreezer:
@@ -686,10 +652,8 @@ for key, value in recalibrated.state_dict().items():  # never unfrozen: untouche
 # %% [markdown]
 # ## 10. Cosine, step and plateau
 #
-# Your schedulers over `SCHEDULE_EPOCHS` epochs, enough for your plateau scheduler to act. `training.train` steps
-# `cosine` and `step` once per epoch and `plateau` with the epoch's validation accuracy; each history row records
-# the rates used. A single seed here (6 epochs each cost as much as the seeds of section 7): use the spreads
-# measured there as the scale of the noise.
+# Your schedulers over `SCHEDULE_EPOCHS` epochs, enough for your plateau scheduler to act; one seed each (the
+# spreads of section 7 give the scale of the noise).
 
 # %%
 SCHEDULE_EPOCHS = profile.epochs(6)
@@ -728,8 +692,7 @@ plots.plot_history({name: results[name]["history"] for name in ("full", "cosine"
 # %% [markdown]
 # ## 11. Distillation from the uncompressed teacher
 #
-# The student is a recalibrated pruned copy, the teacher the baseline, $T=4$, $\alpha=0.5$. First a check that
-# `training.DistillationLoss` computes your `kd_loss`, then the runs.
+# Teacher: the baseline; $T=4$, $\alpha=0.5$. `training.DistillationLoss` must agree with your `kd_loss`.
 
 # %%
 teacher = baseline
@@ -749,8 +712,7 @@ assert all(torch.equal(v, baseline_state[k]) for k, v in teacher.state_dict().it
 # %% [markdown]
 # ## 12. All the results
 #
-# Mean test accuracy of each method over the seeds, with one standard deviation as error bar and each seed as a
-# dot; the dashed lines are the baseline and the recalibrated starting point.
+# Mean test accuracy per method, one standard deviation as error bar, each seed as a dot:
 
 # %%
 references = {"baseline": base_acc, "recalibrated (start)": training.evaluate(recalibrated, test_iter)[1]}
@@ -765,8 +727,7 @@ for name, r in results.items():
     assert C.sparsity(r["net"]) == pruned_sparsity, name
 
 # %% [markdown]
-# `C.make_permanent` folds the masks into the weights (on a copy) for export: an ordinary model with 98 % zeros,
-# which a compressed file stores compactly.
+# For export, `C.make_permanent` folds the masks into a copy's weights:
 
 # %%
 exported = C.make_permanent(results["full"]["net"])
@@ -800,11 +761,10 @@ assert training.evaluate(exported, test_iter)[1] == training.evaluate(results["f
 # %% [markdown]
 # ## 13. After quantization: quantization-aware fine-tuning
 #
-# An int8 model stores packed integers: no float parameters for an optimizer. Recovery after quantization is
-# **quantization-aware training** (QAT): `C.prepare_qat` makes a float copy whose forward pass *simulates* int8
-# (fake quantization, with observers that set the scales), you fine-tune it like any model, and `C.convert_qat`
-# produces the real int8 model. int8 kernels run on the **CPU only**, so quantization, conversion and the int8
-# evaluations run on a CPU copy; the QAT fine-tuning itself runs on `profile.device`.
+# An int8 model has no float parameters for an optimizer: recovery is **quantization-aware training** (QAT).
+# `C.prepare_qat` makes a float copy that *simulates* int8 (fake quantization), fine-tuned like any model (on
+# `profile.device`); `C.convert_qat` produces the int8 model. int8 kernels run on the **CPU only**: quantization,
+# conversion and int8 evaluation use a CPU copy.
 
 # %%
 cpu_baseline = copy.deepcopy(baseline).cpu()
@@ -822,29 +782,21 @@ assert len(C.quantized_layers(qat_int8)) > 0 and sum(1 for _ in qat_int8.paramet
 assert all(torch.equal(v.cpu(), baseline_state[k].cpu()) for k, v in baseline.state_dict().items()), "baseline changed"
 
 # %% [markdown]
-# On the mini model, static int8 loses almost nothing, so QAT only shows the mechanics here. It pays off when
-# post-training quantization loses accuracy (small or compact models, low-bit formats, pruned models quantized
-# afterwards: `C.prepare_qat` keeps their masks). torchvision's post-training-quantized ResNet-18 reaches
-# 69.494 % top-1 on ImageNet against 69.758 % in float.
+# Static int8 loses almost nothing here, so QAT only shows the mechanics. It pays off when post-training
+# quantization loses accuracy (compact models, low-bit formats, pruned models: `C.prepare_qat` keeps the masks).
 #
 # ## Summary
 #
-# - Recalibrate the BatchNorm statistics of a pruned model first: it is free. Compare recovery methods from
-#   there, over several seeds, and read differences against the spread.
-# - Fine-tune the **compressed** model with its masks in force, and **check** the sparsity afterwards.
-# - Restore the **best** epoch, chosen on the validation split; measure the test set once per final model.
+# - Recalibrate BatchNorm after pruning (free); compare recovery methods from there, over seeds, against the spread.
+# - Fine-tune with the masks in force; restore the best epoch chosen on validation; test once per final model.
 # - Register every layer group before building the scheduler; keep frozen BatchNorm layers in eval mode.
-# - Clipping is a safety net; with Adam it changes little. After compression the damage is everywhere: full
-#   fine-tuning beats progressive unfreezing.
-# - Cosine suits a known, short budget; plateau needs `patience + 1` epochs per drop.
-# - Distillation needs the teacher in eval mode and the $T^2$ factor; it helps most with many classes.
-# - After int8 quantization, recover with quantization-aware training (on a float copy; int8 runs on the CPU).
+# - After compression the damage is everywhere: full fine-tuning beats progressive unfreezing; clipping is a
+#   safety net; plateau needs `patience + 1` epochs per drop; distillation helps most with many classes.
+# - After int8 quantization, recover with quantization-aware training.
 #
 # Points: exercises 1-5 (code, autograded) 3 + 3 + 3 + 4 + 4, exercises 6-9 (written) 2 + 3 + 2 + 3: 27 in all.
 #
 # ## Full profile
 #
-# `COURSE_PROFILE=full make lab` runs the chapter on the real ResNet-18 (`weights=ResNet18_Weights.IMAGENET1K_V1`)
-# and the d2l hotdog data, on a GPU when there is one; the recovery runs take minutes. How much recalibration
-# alone recovers at 98 % there, and whether the methods separate beyond the seed spread on the 800-image hotdog
-# test set, is the experiment to run. QAT conversion and the int8 models run on the CPU (`x86` backend).
+# `COURSE_PROFILE=full make lab` runs the chapter on the real ResNet-18 and the d2l hotdog data, on a GPU when
+# there is one (int8 on the CPU); whether the methods separate beyond the seed spread there is the experiment to run.
