@@ -7,6 +7,7 @@ workflow (``instructor/cli.py``, ``make release|collect|autograde|feedback|expor
 are git-ignored.
 """
 import os
+import sys
 
 c = get_config()  # noqa: F821  (provided by nbgrader)
 
@@ -47,3 +48,18 @@ c.FileNameCollectorPlugin.named_regexp = r".*/(?P<student_id>[^/_]+)_(?P<file_id
 
 c.ClearSolutions.code_stub = {"python": "# YOUR CODE HERE\nraise NotImplementedError()"}
 c.ClearSolutions.text_stub = "YOUR ANSWER HERE"
+
+# Feedback keeps hidden tests hidden (nbgrader #917): instructor/feedback.py's preprocessor runs
+# between nbgrader's GetGrades and the HTML export. Each graded cell shows its points, pass/fail
+# and failure message (the assertion's text); hidden-test source never reaches the HTML.
+# Full feedback, hidden tests included: `python -m instructor feedback --full` (make feedback FULL=1),
+# i.e. c.HideHiddenTests.full = True.
+try:
+    from instructor.feedback import HideHiddenTests
+except ImportError:  # nbgrader run by hand in the repository: the instructor package is next to this file
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    from instructor.feedback import HideHiddenTests
+from nbconvert.preprocessors import CSSHTMLHeaderPreprocessor  # noqa: E402
+from nbgrader.preprocessors import GetGrades  # noqa: E402
+
+c.GenerateFeedback.preprocessors = [GetGrades, HideHiddenTests, CSSHTMLHeaderPreprocessor]
