@@ -40,8 +40,8 @@ def run_cli(course: Path, *args: str, timeout: float = 900) -> subprocess.Comple
 
 def hidden_lines(nb_path: Path) -> list[str]:
     """Every line of every hidden-test block of the source notebook (whitespace-normalised) that is
-    not also a line of the student's release (e.g. ``tiny = grading.tiny_net()``) and is long enough
-    to be a secret (not ``)`` or ``else:``)."""
+    not already public, i.e. in the student's release (e.g. ``tiny = grading.tiny_net()``), and is
+    long enough to be a secret (not ``)`` or ``else:``)."""
     nb = nbformat.read(str(nb_path), as_version=4)
     lines, inside = [], False
     for cell in nb.cells:
@@ -53,9 +53,8 @@ def hidden_lines(nb_path: Path) -> list[str]:
             elif inside:
                 lines.append(" ".join(line.split()))
     release = nbformat.read(str(nb_path.parent.parent.parent / "notebooks" / A / f"{A}.ipynb"), as_version=4)
-    public = {" ".join(ln.split()) for c in release.cells for ln in c.source.split("\n")}
-    return [ln for ln in lines if len(ln) >= 6 and ln not in public and not ln.startswith("#")] + \
-        [ln for ln in lines if ln.startswith("#") and len(ln) >= 12]
+    public = "\n".join(" ".join(ln.split()) for c in release.cells for ln in c.source.split("\n"))
+    return [ln for ln in lines if len(ln) >= 6 and ln not in public]
 
 
 def html_views(page: str) -> list[str]:
@@ -120,10 +119,12 @@ def test_feedback_has_no_hidden_test_line(ch3_feedback, student):
 
 def test_feedback_shows_failure_messages_points_and_visible_tests(ch3_feedback):
     _, pages, _ = ch3_feedback
-    text = html_views(pages["failing"])[1]
+    page = pages["failing"]
+    text = html_views(page)[1]
+    cell = html.unescape(re.sub(r"<[^>]+>", "", page)).split("Grade cell: layer_groups_tests")[1].split("In\xa0[")[0]
     for message in MESSAGES:
-        assert f"AssertionError: {message}" in text
-    assert "Traceback" not in text and "Cell In[" not in text  # the message, not the failing source
+        assert f"AssertionError: {message}" in cell
+    assert "Traceback" not in cell and "---->" not in cell  # the message, not the failing source lines
     # points per graded cell: layer_groups_tests (2 points) failed, the others passed
     assert "Score: 0.0 / 2.0" in text and "Score: 3.0 / 3.0" in text
     # visible tests and the student's own code stay
