@@ -461,8 +461,19 @@ def _autograde_parallel(course: Course, pairs: list[tuple[str, str]], extra: lis
     with ThreadPoolExecutor(max_workers=min(jobs, len(by_student))) as pool:
         for fut in as_completed([pool.submit(grade, s) for s in sorted(by_student)]):
             settle(*fut.result(), retry)
-    for s in sorted(retry):  # one writer: what the gradebook refused under contention
-        print(f"autograde {s}: gradebook busy, graded again alone", flush=True)
+    # nothing lost: every notebook graded on disk has its submission in the gradebook
+    from nbgrader.api import MissingEntry
+
+    with Gradebook(course.db_url, course_id) as gb:
+        for s, a in pairs:
+            if s in retry or not _graded(course, s, a, started - 1):
+                continue
+            try:
+                gb.find_submission(a, s)
+            except MissingEntry:
+                retry.append(s)
+    for s in sorted(set(retry)):  # one writer: what the gradebook refused under contention
+        print(f"autograde {s}: gradebook busy or incomplete, graded again alone", flush=True)
         force = True
         settle(*grade(s), None)
 
