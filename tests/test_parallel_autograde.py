@@ -145,3 +145,32 @@ def test_real_solutions_flag_nothing():
     notebooks = sorted(root.glob("solutions/*/*.ipynb")) + sorted(root.glob("notebooks/*/*.ipynb"))
     assert notebooks
     assert {str(p): audit_notebook(p) for p in notebooks} == {str(p): [] for p in notebooks}
+
+
+def test_gradebook_refusal_is_graded_again_alone(graded, tmp_path, monkeypatch, capsys):
+    """A student whose nbgrader fails on the gradebook (SQLite busy) is graded again after the others."""
+    serial, _, _ = graded
+    course_dir = tmp_path / "busy"
+    shutil.copytree(serial, course_dir, ignore=shutil.ignore_patterns("autograded", "gradebook.db*", "*.json"))
+    assert run_cli(course_dir, "release").returncode == 0
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+    from instructor import cli
+
+    real = cli.Course.nbgrader
+    calls: list[str] = []
+
+    def flaky(self, *args, **kwargs):
+        student = next((a.split("=", 1)[1] for a in args if a.startswith("--student=")), None)
+        calls.append(student)
+        if student == "wrong_mul" and calls.count("wrong_mul") == 1:  # first try: the gradebook is busy
+            return subprocess.CompletedProcess(args, 1, "[AutogradeApp | ERROR] sqlite3.OperationalError: "
+                                                        "database is locked\n")
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(cli.Course, "nbgrader", flaky)
+    course = cli.Course(course_dir)
+    assert cli.cmd_autograde(course, jobs=2, students_list=["perfect", "wrong_mul", "empty"]) == 0
+    out = capsys.readouterr().out
+    assert "autograde wrong_mul: gradebook busy or incomplete, graded again alone" in out
+    assert calls.count("wrong_mul") == 2 and calls.count("perfect") == 1
+    assert scores(course_dir) == {"perfect": 6, "wrong_mul": 3, "empty": 0}
