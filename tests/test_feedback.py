@@ -8,6 +8,7 @@ checks fail on it, which shows they can fail.
 """
 from __future__ import annotations
 
+import copy
 import html
 import json
 import re
@@ -52,7 +53,9 @@ def hidden_lines(nb_path: Path) -> list[str]:
                 inside = False
             elif inside:
                 lines.append(" ".join(line.split()))
-    release = nbformat.read(str(nb_path.parent.parent.parent / "notebooks" / A / f"{A}.ipynb"), as_version=4)
+    chapter = nb_path.stem
+    release = nbformat.read(str(nb_path.parent.parent.parent / "notebooks" / chapter / f"{chapter}.ipynb"),
+                            as_version=4)
     public = "\n".join(" ".join(ln.split()) for c in release.cells for ln in c.source.split("\n"))
     return [ln for ln in lines if len(ln) >= 6 and ln not in public]
 
@@ -140,3 +143,45 @@ def test_full_feedback_is_an_explicit_option(ch3_feedback):
     _, pages, secrets = ch3_feedback
     found = leaks(pages["full"], secrets)
     assert "BEGIN HIDDEN TESTS" in found and len(found) > len(secrets) // 2
+
+
+@pytest.mark.parametrize("chapter", ["ch5_recovery", "ch3_unfreezing"])
+def test_preprocessor_removes_hidden_source_from_tracebacks_and_outputs(chapter):
+    """Without executing anything: every test cell of a chapter gets a fabricated IPython traceback
+    that prints its hidden lines (as a failing hidden test does) and a stream that echoes one; after
+    HideHiddenTests and nbconvert's HTML export, no hidden line is left, the failure messages are."""
+    from nbconvert import HTMLExporter
+
+    sys.path.insert(0, str(REPO))
+    from instructor.feedback import HideHiddenTests
+
+    source = REPO / "solutions" / chapter / f"{chapter}.ipynb"
+    if not source.is_file():
+        pytest.skip(f"{source} is missing")
+    nb = nbformat.read(str(source), as_version=4)
+    messages = []
+    for cell in nb.cells:
+        if "BEGIN HIDDEN TESTS" not in cell.source:
+            continue
+        hidden = cell.source.split("BEGIN HIDDEN TESTS", 1)[1].split("\n")[1:4]
+        frame = "\n".join(f"\x1b[0;32m{n:>6}\x1b[0m {line}" for n, line in enumerate(hidden, 20))
+        message = f"{cell.metadata.nbgrader.grade_id} failed on purpose"
+        messages.append(message)
+        cell.outputs = [
+            nbformat.v4.new_output("stream", name="stdout", text=hidden[0] + "\nordinary output\n"),
+            nbformat.v4.new_output("error", ename="AssertionError", evalue=message,
+                                   traceback=["\x1b[0;31m----------\x1b[0m", f"Cell In[7], line 21\n{frame}",
+                                              f"\x1b[0;31mAssertionError\x1b[0m: {message}"])]
+    assert len(messages) >= 5
+    secrets = hidden_lines(source)
+    full, _ = HTMLExporter(template_name="classic").from_notebook_node(
+        HideHiddenTests(full=True).preprocess(copy.deepcopy(nb), {})[0])
+    assert len(leaks(full, secrets)) > len(secrets) // 2  # what the check catches without the preprocessor
+    nb, _ = HideHiddenTests().preprocess(nb, {})
+    page, _ = HTMLExporter(template_name="classic").from_notebook_node(nb)
+    assert secrets and leaks(page, secrets) == []
+    text = html_views(page)[1]
+    for message in messages:
+        assert f"AssertionError: {message}" in text
+    assert "ordinary output" in text
+
