@@ -54,12 +54,21 @@ c.ClearSolutions.text_stub = "YOUR ANSWER HERE"
 # and failure message (the assertion's text); hidden-test source never reaches the HTML.
 # Full feedback, hidden tests included: `python -m instructor feedback --full` (make feedback FULL=1),
 # i.e. c.HideHiddenTests.full = True.
+from nbconvert.preprocessors import CSSHTMLHeaderPreprocessor  # noqa: E402
+from nbgrader.preprocessors import GetGrades, NbGraderPreprocessor  # noqa: E402
+
 try:
     from instructor.feedback import HideHiddenTests
 except ImportError:  # nbgrader run by hand in the repository: the instructor package is next to this file
     sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-    from instructor.feedback import HideHiddenTests
-from nbconvert.preprocessors import CSSHTMLHeaderPreprocessor  # noqa: E402
-from nbgrader.preprocessors import GetGrades  # noqa: E402
+    try:
+        from instructor.feedback import HideHiddenTests
+    except ImportError as err:  # a copy without instructor/ (e.g. students'): validate works, feedback refuses
+        _why = str(err)
+
+        class HideHiddenTests(NbGraderPreprocessor):
+            def preprocess(self, nb, resources):
+                raise RuntimeError(f"instructor/feedback.py cannot be imported ({_why}): refusing to write "
+                                   "feedback that would show the hidden tests")
 
 c.GenerateFeedback.preprocessors = [GetGrades, HideHiddenTests, CSSHTMLHeaderPreprocessor]
