@@ -415,8 +415,9 @@ def _autograde_parallel(course: Course, pairs: list[tuple[str, str]], extra: lis
                         per_notebook: float, jobs: int, bad: dict, started: float) -> None:
     """Grade students concurrently, ``jobs`` at a time, one nbgrader process per student (its own
     kernels, its own gradebook session: no state shared between students). A student whose nbgrader
-    fails on the gradebook (SQLite: ``database is locked`` after the busy timeout) is graded again
-    alone once the others are done, so nothing is lost in the gradebook."""
+    fails on the gradebook (SQLite: ``database is locked`` after the busy timeout), whose graded
+    submission is missing from the gradebook, or whose cell hit the per-cell timeout while sharing
+    the cores, is graded again alone once the others are done (the same result as a serial run)."""
     from concurrent.futures import ThreadPoolExecutor, as_completed
 
     from nbgrader.api import Gradebook
@@ -447,7 +448,10 @@ def _autograde_parallel(course: Course, pairs: list[tuple[str, str]], extra: lis
             for a in lost:
                 shutil.rmtree(course.autograded / s / a, ignore_errors=True)
             return
-        if retry is not None and re.search(r"database is locked|OperationalError|could not serialize", r.stdout):
+        # the gradebook refused a write, or a kernel starved of CPU by the other jobs missed the per-cell
+        # timeout: grade this student again alone, after the others
+        if retry is not None and re.search(r"database is locked|OperationalError|could not serialize|"
+                                           r"Timeout waiting for execute reply|Kernel died", r.stdout):
             retry.append(s)
             return
         for a in lost:
@@ -473,7 +477,8 @@ def _autograde_parallel(course: Course, pairs: list[tuple[str, str]], extra: lis
             except MissingEntry:
                 retry.append(s)
     for s in sorted(set(retry)):  # one writer: what the gradebook refused under contention
-        print(f"autograde {s}: gradebook busy or incomplete, graded again alone", flush=True)
+        print(f"autograde {s}: gradebook busy or incomplete, or a cell timed out under load: graded again alone",
+              flush=True)
         force = True
         settle(*grade(s), None)
 
