@@ -37,7 +37,7 @@ c.Execute.raise_on_iopub_timeout = True
 c.OverwriteCells.add_missing_cells = True
 
 # Gradebook: SQLite in the course folder by default (git-ignored). When a JupyterHub course
-# outgrows one instructor's machine, use PostgreSQL (pip install psycopg2-binary):
+# outgrows one machine, use PostgreSQL (psycopg 3, in requirements.txt; tested by tests/test_postgres.py):
 # c.CourseDirectory.db_url = "postgresql://nbgrader:PASSWORD@db-host:5432/finetuning"
 c.CourseDirectory.db_url = os.environ.get(
     "NBGRADER_DB_URL", "sqlite:///" + os.path.join(c.CourseDirectory.root, "gradebook.db"))
