@@ -104,9 +104,7 @@ print("total:", f"{models.count_parameters(net):,}")
 # Freezing a parameter means `requires_grad=False`: autograd computes no gradient for it, so no optimizer can
 # change it.
 #
-# ### Exercise 1 (2 points): `freeze_all_but_head`
-#
-# *Step 3 of the recipe above (the seed text has no exercise section; this one grades its freezing step).*
+# ### Exercise 1 (no seed exercise: recipe step 3; 2 points): `freeze_all_but_head`
 #
 # Write `freeze_all_but_head(net)`: it freezes **every** parameter of `net` (the stem `conv1`/`bn1` included)
 # except those of the head `net.fc`, which must be trainable afterwards **even if they were frozen before**.
@@ -175,9 +173,7 @@ assert models.count_parameters(big, trainable_only=True) == big.fc.in_features *
 # Per-group learning rates are given as a list of dicts, `{"params": [...], "lr": ...}`: the pretrained `layer4`
 # gets a **smaller** learning rate than the new head, so its good weights change gently.
 #
-# ### Exercise 2 (3 points): `finetune_param_groups`
-#
-# *Steps 4-5 of the recipe (per-layer learning rates), with the optimizer bug above; no seed exercise.*
+# ### Exercise 2 (no seed exercise: recipe steps 4-5 and the optimizer bug; 3 points): `finetune_param_groups`
 #
 # Write `finetune_param_groups(net, lr)`: return a list of two optimizer parameter groups,
 # `{"params": <list of all layer4 parameters>, "lr": lr / 10, "name": "layer4"}` and
@@ -425,13 +421,13 @@ assert same_weights and not same_stats
 # ## 10. Written question
 
 # %% [markdown] nbgrader={"grade": false, "grade_id": "lr_question_text", "locked": true, "schema_version": 3, "solution": false, "task": false}
-# **Exercise 3 (3 points, written; steps 4-5 of the recipe and its tips on monitoring a validation set; no seed
-# exercise).** In this chapter the new head was trained first with the backbone frozen, then `layer4` was unfrozen
-# with a learning rate ten times smaller than the head's; the learning rate, the best epochs and the final stage were
-# chosen on the validation set. (a) Why not unfreeze the whole network from the first epoch, with the head's learning
-# rate everywhere? (b) Why is `layer4` unfrozen before `layer1`, and why does it get a smaller learning rate than the
-# head? (c) Suppose you had made the same three choices by looking at the test accuracy instead. Why would the test
-# accuracy you report then be too optimistic, and why more so with a test set of a few hundred images?
+# **Exercise 3 (no seed exercise: recipe steps 4-5 and its validation tip; written, 3 points).** In this chapter the
+# new head was trained first with the backbone frozen, then `layer4` was unfrozen with a learning rate ten times
+# smaller than the head's; the best epochs and the final stage were chosen on the validation set. (a) Why not unfreeze
+# the whole network from the first epoch, with the head's learning rate everywhere? (b) Why is `layer4` unfrozen
+# before `layer1`, and why does it get a smaller learning rate than the head? (c) Suppose you had chosen the learning
+# rate, the best epochs and the final stage by looking at test accuracies instead. Why would the test accuracy you
+# report then be too optimistic, and why more so with a test set of a few hundred images?
 
 # %% [markdown] nbgrader={"grade": true, "grade_id": "lr_question", "locked": false, "points": 3, "schema_version": 3, "solution": true, "task": false}
 #
@@ -475,5 +471,12 @@ print("layer4 + head:", f"{models.count_parameters(frozen_full, trainable_only=T
 # 0.940 test accuracy on the hotdog data set after 5 epochs, against 0.850 for the same network trained from scratch
 # (chapter 2).
 #
-# **Points:** Exercise 1, 2 points (freezing); Exercise 2, 3 points (optimizer groups, the classic bug); Exercise 3,
-# 3 points (written: the recipe and the validation set). Total 8.
+# **Exercises and points** (the seed text of this chapter has no exercise section; each exercise grades a step of
+# its recipe):
+#
+# | exercise | grade id | what | grading | points |
+# | --- | --- | --- | --- | --- |
+# | 1 | `freeze_head_tests` | freeze all but the head (recipe step 3) | auto | 2 |
+# | 2 | `param_groups_tests` | per-group rates, all groups registered (steps 4-5, the optimizer bug) | auto | 3 |
+# | 3 | `lr_question` | why this recipe, why a validation set (steps 4-5, the validation tip) | written | 3 |
+# | | | | total | 8 |
