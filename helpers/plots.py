@@ -75,3 +75,21 @@ def plot_tradeoff(rows: Sequence[Mapping[str, Any]], x: str, y: str = "accuracy"
     ax.grid(alpha=0.3)
     fig.tight_layout()
     return ax
+
+
+# --- lr finder (ch1) ---
+
+def plot_lr_find(lrs: Sequence[float], losses: Sequence[float], suggestion: float | None = None):
+    """The learning-rate finder's curve: smoothed training loss against the rate (log axis), with
+    the chosen rate as a dashed vertical line. Returns the axes."""
+    fig, ax = plt.subplots(figsize=(5, 3))
+    ax.plot(lrs, losses)
+    ax.set_xscale("log")
+    ax.set_xlabel("learning rate (log scale)")
+    ax.set_ylabel("training loss (smoothed)")
+    if suggestion is not None:
+        ax.axvline(suggestion, color="tab:red", linestyle="--", label=f"chosen: {suggestion:.2g}")
+        ax.legend(fontsize=8)
+    ax.grid(alpha=0.3, which="both")
+    fig.tight_layout()
+    return ax

@@ -13,6 +13,7 @@ import math
 import os
 import tempfile
 import time
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping, Protocol
@@ -281,3 +282,91 @@ def train(net: nn.Module, train_iter: Iterable, valid_iter: Iterable | None,
     if restore_best and best_state is not None:
         net.load_state_dict(best_state)
     return history
+
+
+# --- lr finder (ch1) ---
+
+def _optimizer_on_copy(original: nn.Module, copy_: nn.Module,
+                       optimizer: torch.optim.Optimizer | Callable[[nn.Module], torch.optim.Optimizer]
+                       ) -> torch.optim.Optimizer:
+    """``optimizer`` rebuilt on ``copy_`` (same class, groups and settings, fresh state), or
+    ``optimizer(copy_)`` when it is a factory."""
+    if not isinstance(optimizer, torch.optim.Optimizer):
+        return optimizer(copy_)
+    names = {id(p): n for n, p in original.named_parameters()}
+    params = dict(copy_.named_parameters())
+    groups = []
+    for g in optimizer.param_groups:
+        missing = [p for p in g["params"] if id(p) not in names]
+        if missing:
+            raise ValueError("the optimizer holds parameters that are not the network's: build it "
+                             "from this network's parameters, or pass a factory `lambda net: ...`")
+        groups.append({**{k: v for k, v in g.items() if k != "params"},
+                       "params": [params[names[id(p)]] for p in g["params"]]})
+    return type(optimizer)(groups, **optimizer.defaults)
+
+
+def lr_find(net: nn.Module, train_iter: Iterable,
+            optimizer: torch.optim.Optimizer | Callable[[nn.Module], torch.optim.Optimizer],
+            start_lr: float = 1e-5, end_lr: float = 10.0, num_steps: int | None = None, *,
+            loss: nn.Module | None = None, smooth: float = 0.8, diverge: float = 4.0,
+            freeze_bn_stats: bool = True, device: torch.device | str | None = None,
+            channels_last: bool = True) -> tuple[list[float], list[float]]:
+    """Learning-rate finder (L. Smith's range test, fastai's ``lr_find``): ``(lrs, losses)``.
+
+    Trains a *copy* of ``net`` for at most one epoch of ``train_iter`` (``num_steps`` batches,
+    default: all of them) while the rate grows geometrically from ``start_lr`` to ``end_lr``, one
+    step per batch, and records the training loss of each step, smoothed (exponential moving
+    average with factor ``smooth``, bias-corrected). Stops early when the loss diverges: not
+    finite, or above ``diverge`` times its smallest smoothed value. ``net`` (weights, BatchNorm
+    statistics, device), the optimizer passed in and the global torch random state are left as
+    they were, so the runs after a finder are the same as without it.
+
+    ``optimizer`` is either an optimizer of ``net`` (its class, groups and settings are rebuilt on
+    the copy) or a factory ``lambda copy: torch.optim.SGD(...)``. With several groups the ratios of
+    their rates are kept: ``lrs`` are the rates of the group with the largest one (e.g. the head).
+    """
+    if not 0 < start_lr < end_lr:
+        raise ValueError(f"need 0 < start_lr < end_lr, got {start_lr} and {end_lr}")
+    steps = len(train_iter) if num_steps is None else min(num_steps, len(train_iter))  # type: ignore[arg-type]
+    if steps < 1:
+        raise ValueError("the finder needs at least one batch: train_iter is empty")
+    if steps < 10 and (num_steps is None or num_steps > steps):
+        warnings.warn(f"the learning-rate finder gets only {steps} step(s) from one epoch: its curve says "
+                      "little; use smaller batches", stacklevel=2)
+    device = torch.device(device) if device is not None else _device_of(net)
+    loss = loss if loss is not None else nn.CrossEntropyLoss()
+    model = copy.deepcopy(net).to(device)
+    opt = _optimizer_on_copy(net, model, optimizer)
+    top = max(g["lr"] for g in opt.param_groups)
+    ratios = [g["lr"] / top if top > 0 else 1.0 for g in opt.param_groups]
+    gamma = (end_lr / start_lr) ** (1 / max(1, steps - 1))
+    model.train()
+    if freeze_bn_stats:
+        freeze_frozen_batchnorm(model)
+    lrs: list[float] = []
+    losses: list[float] = []
+    avg, best = 0.0, math.inf
+    with torch.random.fork_rng(devices=[]):
+        for step, (X, y) in enumerate(train_iter):
+            if step >= steps:
+                break
+            lr = start_lr * gamma ** step
+            for g, r in zip(opt.param_groups, ratios):
+                g["lr"] = lr * r
+            X, y = _batch_to(X, device, channels_last), y.to(device)
+            l = loss(model(X), y)
+            opt.zero_grad(set_to_none=True)
+            l.backward()
+            opt.step()
+            value = l.item()
+            if not math.isfinite(value):
+                break
+            avg = smooth * avg + (1 - smooth) * value
+            smoothed = avg / (1 - smooth ** (step + 1))
+            lrs.append(lr)
+            losses.append(smoothed)
+            best = min(best, smoothed)
+            if smoothed > diverge * best:
+                break
+    return lrs, losses

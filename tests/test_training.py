@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import copy
 import math
 import os
 
@@ -7,6 +8,7 @@ import pytest
 import torch
 from torch import nn
 from torch.nn import functional as F
+from torch.utils.data import DataLoader, TensorDataset
 
 import helpers
 from helpers import grading, models, training
@@ -199,3 +201,80 @@ def test_stage_recorder_sees_each_epochs_trainable_groups_after_the_unfreezer():
     training.train(net, grading.tiny_loader(), None, opt, 3, progress=False,
                    callbacks=[UnfreezeOneMore(), recorder])
     assert recorder.stages == [["head"], ["layer4", "head"], ["layer3", "layer4", "head"]]
+
+
+# --- lr finder (ch1) ---
+
+def _finder_setup(seed=0):
+    net = grading.tiny_net(seed=seed)
+    models.freeze(net, ["stem", "layer1", "layer2", "layer3"])
+    opt = torch.optim.SGD(models.param_groups(net, 1.0, {"layer4": 0.1}), lr=1.0, momentum=0.9)
+    return net, opt
+
+
+def test_lr_find_leaves_the_callers_model_optimizer_and_random_state_alone():
+    net, opt = _finder_setup()
+    net.train()
+    state = copy.deepcopy(net.state_dict())
+    flags = [p.requires_grad for p in net.parameters()]
+    group_lrs = [g["lr"] for g in opt.param_groups]
+    rng = torch.get_rng_state()
+    lrs, losses = training.lr_find(net, grading.tiny_loader(n=64, batch_size=4), opt, 1e-3, 1.0)
+    assert len(lrs) == len(losses) > 2
+    assert all(torch.equal(v, state[k]) for k, v in net.state_dict().items())  # BatchNorm buffers too
+    assert [p.requires_grad for p in net.parameters()] == flags and net.training
+    assert all(p.grad is None for p in net.parameters())
+    assert [g["lr"] for g in opt.param_groups] == group_lrs and not opt.state
+    assert torch.equal(torch.get_rng_state(), rng)
+
+
+def test_lr_find_sweeps_geometrically_over_one_epoch_keeping_group_ratios():
+    net, _ = _finder_setup()
+    built = []
+
+    def factory(copy_):
+        assert copy_ is not net
+        built.append(torch.optim.SGD(models.param_groups(copy_, 1.0, {"layer4": 0.1}), lr=1.0))
+        return built[-1]
+
+    loader = grading.tiny_loader(n=64, batch_size=4)  # 16 batches
+    lrs, losses = training.lr_find(net, loader, factory, 1e-4, 1e-1)
+    assert len(lrs) == 16  # no divergence at these rates: the whole epoch, no more
+    assert lrs[0] == pytest.approx(1e-4) and lrs[-1] == pytest.approx(1e-1)
+    ratios = [b / a for a, b in zip(lrs, lrs[1:])]
+    assert ratios == pytest.approx([ratios[0]] * 15) and ratios[0] == pytest.approx(1000 ** (1 / 15))
+    groups = {g["name"]: g["lr"] for g in built[0].param_groups}
+    assert groups["head"] == pytest.approx(1e-1) and groups["layer4"] == pytest.approx(1e-2)
+    assert min(losses) < losses[0]  # the head learns on the way
+    assert len(training.lr_find(net, loader, factory, 1e-4, 1e-1, num_steps=5)[0]) == 5
+
+
+def test_lr_find_stops_when_the_loss_diverges():
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Flatten(), nn.Linear(3 * 16 * 16, 2))  # logits grow, the loss stays finite
+    opt = torch.optim.SGD(net.parameters(), lr=1.0, momentum=0.9)
+    g = torch.Generator().manual_seed(0)  # random labels: too large a rate overshoots, the loss grows
+    X, y = torch.randn(160, 3, 16, 16, generator=g), torch.randint(0, 2, (160,), generator=g)
+    loader = DataLoader(TensorDataset(X, y), batch_size=4)  # 40 batches
+    lrs, losses = training.lr_find(net, loader, opt, 1e-3, 1e5)
+    assert 2 < len(lrs) < 40 and lrs[-1] < 1e5
+    assert losses[-1] > 4 * min(losses) and all(v <= 4 * min(losses) for v in losses[:-1])
+
+    class NanAfter(nn.Module):  # a loss that turns NaN at the 6th step: 5 points, nothing after
+        calls = 0
+
+        def forward(self, out, y):
+            self.calls += 1
+            return F.cross_entropy(out, y) * (float("nan") if self.calls > 5 else 1.0)
+
+    lrs, losses = training.lr_find(net, loader, opt, 1e-4, 1e-3, loss=NanAfter())
+    assert len(lrs) == 5 and all(math.isfinite(v) for v in losses)
+
+
+def test_lr_find_rebuilds_only_optimizers_of_this_network():
+    net, _ = _finder_setup()
+    other = torch.optim.SGD(grading.tiny_net(seed=1).parameters(), lr=0.1)
+    with pytest.raises(ValueError, match="not the network's"):
+        training.lr_find(net, grading.tiny_loader(n=80), other)
+    with pytest.raises(ValueError, match="start_lr"):
+        training.lr_find(net, grading.tiny_loader(), other, 1.0, 0.1)
