@@ -199,3 +199,25 @@ def test_stage_recorder_sees_each_epochs_trainable_groups_after_the_unfreezer():
     training.train(net, grading.tiny_loader(), None, opt, 3, progress=False,
                    callbacks=[UnfreezeOneMore(), recorder])
     assert recorder.stages == [["head"], ["layer4", "head"], ["layer3", "layer4", "head"]]
+
+
+# --- unfreezing comparison (ch3) ---
+def test_fine_tune_trains_the_head_alone_then_everything_with_geometric_rates():
+    net = grading.tiny_net()
+    start = {k: v.clone() for k, v in net.state_dict().items()}
+    loader = grading.tiny_loader()
+    groups = models.param_groups(net, 123.0)  # the lr given here is replaced
+    h1 = training.fine_tune(net, loader, loader, groups, 0.1, 1, progress=False)  # head phase only
+    assert len(h1) == 1 and h1.rows[0]["lrs"][-1] == pytest.approx(0.1 * 0.1)  # warmup starts at 10 %
+    assert torch.equal(net.layer4[0].conv1.weight, start["layer4.0.conv1.weight"])
+    assert not torch.equal(net.fc.weight, start["fc.weight"])
+    net = grading.tiny_net()
+    h = training.fine_tune(net, loader, loader, models.param_groups(net, 1.0), 0.1, 3, progress=False)
+    assert [r["epoch"] for r in h.rows] == [1, 2, 3]
+    lrs = h.rows[1]["lrs"]  # start of the unfrozen phase: warmup again, rates lr/2/100 .. lr/2
+    assert lrs[-1] == pytest.approx(0.1 / 2 * 0.1) and lrs[0] == pytest.approx(lrs[-1] / 100)
+    assert lrs[1] / lrs[0] == pytest.approx(100 ** 0.2)
+    assert all(p.requires_grad for p in net.parameters())
+    assert not torch.equal(net.conv1.weight, start["conv1.weight"])
+    with pytest.raises(ValueError):
+        training.fine_tune(net, loader, None, [], 0.1, 2)
