@@ -530,7 +530,8 @@ names = [g["name"] for g in optimizer.param_groups]
 for row in history.rows:
     lrs = dict(zip(names, row["lrs"]))
     assert math.isclose(lrs["layer4"], lrs["head"] / 2.6) and math.isclose(lrs["stem"], lrs["head"] / 2.6 ** 5)
-assert math.isclose(history.rows[0]["lrs"][names.index("head")], base_lr * 0.1)  # the warmup starts low
+assert warmup == 0 or math.isclose(history.rows[0]["lrs"][names.index("head")], base_lr * 0.1), \
+    "the warmup starts at 10 % of the rate"  # (a smoke run with one batch per epoch has no warmup)
 
 # %%
 if profile.fast:  # the mini world's figure; meaningless in a smoke run of the full profile
@@ -604,7 +605,21 @@ if profile.fast:  # every strategy learns the mini task (no claim on which is be
 # (3-8 sentences.)
 
 # %% [markdown] nbgrader={"grade": true, "grade_id": "comparison_answer", "locked": false, "points": 3, "schema_version": 3, "solution": true, "task": false}
-# MODEL_ANSWER_PLACEHOLDER
+# (a) No strategy wins by more than the noise. With the three seeds of the table (measured while writing the
+# chapter) the final validation accuracies are 0.875 ± 0.029 (gradual), 0.826 ± 0.010 (all at once) and
+# 0.840 ± 0.010 (fine_tune): gradual unfreezing is ahead by 2-2.5 images out of 48 (one image = 0.021), about one
+# to two standard deviations, from three runs each. With eight seeds the gap shrinks (0.891 ± 0.035,
+# 0.865 ± 0.040, 0.862 ± 0.029): the bands overlap. The validation *loss* is the more consistent hint (0.30 vs
+# 0.47 and 0.38): training everything at once makes more confident mistakes, but accuracy does not show a
+# difference we could trust. (b) Gradual unfreezing protects the pretrained features from the large, noisy
+# gradients of a random head. In the mini world those gradients do little harm: the source task (food shapes) is
+# close to the target, the warmup starts at 10 % of the rate, the lower groups get rates 2.6^k smaller, and four
+# short epochs leave little room to destroy features. It would matter with a higher learning rate or no warmup,
+# a target far from the source, or a bigger model on fewer images: at six times the rate (0.3, five seeds),
+# fine_tune, whose body rates are 2-100 times lower after a head-only epoch, kept 0.89 ± 0.03 validation accuracy
+# and a 0.35 loss while the other two fell to 0.84-0.86 with losses near 0.89. (c) More seeds (10 or more) with
+# paired comparisons (same seed for each strategy), a larger validation set or k-fold cross-validation, each
+# strategy at its own best learning rate (a sweep), then the test set once for the strategy chosen.
 
 # %% [markdown]
 # ## Full profile
