@@ -11,8 +11,8 @@
 #   at each stage (progressive *unfreezing*, not progressive *freezing*);
 # - **learning-rate scheduling**: a short linear warmup, then a cosine decay.
 #
-# The chapter answers the five items of a checklist (the course's source exercise on unfreezing strategies), one
-# graded exercise each, plus a written question on an experiment:
+# The chapter works through a five-item checklist for unfreezing strategies, one graded exercise per item, plus
+# a written question on an experiment:
 #
 # | exercise | checklist item | points |
 # | --- | --- | --- |
@@ -87,7 +87,7 @@ def get_layer_groups(net):
     ### END SOLUTION
 
 
-# %% nbgrader={"grade": true, "grade_id": "layer_groups_tests", "locked": true, "points": 2, "schema_version": 3, "solution": false, "task": false}
+# %% nbgrader={"grade": true, "grade_id": "layer_groups_tests", "locked": true, "points": 3, "schema_version": 3, "solution": false, "task": false}
 tiny = grading.tiny_net()
 groups = get_layer_groups(tiny)
 assert list(groups) == ["stem", "layer1", "layer2", "layer3", "layer4", "head"], \
