@@ -370,3 +370,39 @@ def lr_find(net: nn.Module, train_iter: Iterable,
             if smoothed > diverge * best:
                 break
     return lrs, losses
+# --- unfreezing comparison (ch3) ---
+def fine_tune(net: nn.Module, train_iter: Iterable, valid_iter: Iterable | None,
+              groups: list[dict[str, Any]], lr: float, num_epochs: int, *, freeze_epochs: int = 1,
+              lr_div: float = 100.0, momentum: float = 0.9, **train_kwargs: Any) -> History:
+    """fastai's ``fine_tune`` with SGD: ``freeze_epochs`` on the last group (the head) alone at ``lr``,
+    then every group trainable for the remaining epochs, with rates spread geometrically from
+    ``lr / 2 / lr_div`` (first group) to ``lr / 2`` (head), like fastai's ``slice(lr/100, lr)`` after
+    its halving of ``lr``. Each phase has its own optimizer and its own warmup (half an epoch) +
+    cosine schedule, stepped per batch: the learning rate warms up again when the body is unfrozen.
+
+    ``groups`` are optimizer parameter groups, input to output (e.g. ``models.param_groups``: their
+    ``lr`` is replaced). Returns one :class:`History` over all ``num_epochs`` (fewer than
+    ``freeze_epochs + 1`` epochs: the head phase only)."""
+    if not groups or freeze_epochs < 1:
+        raise ValueError("need at least one parameter group and freeze_epochs >= 1")
+    steps, n = len(train_iter), len(groups)  # type: ignore[arg-type]
+
+    def phase(lrs: list[float], epochs: int) -> History:
+        opt = torch.optim.SGD([{**g, "lr": r} for g, r in zip(groups, lrs)], momentum=momentum)
+        sched = warmup_cosine(opt, steps // 2, epochs * steps)
+        return train(net, train_iter, valid_iter, opt, epochs, scheduler=sched, scheduler_interval="batch",
+                     **train_kwargs)
+
+    for i, g in enumerate(groups):  # the head alone first
+        for p in g["params"]:
+            p.requires_grad_(i == n - 1)
+    history = phase([lr] * n, min(freeze_epochs, num_epochs))
+    rest = num_epochs - freeze_epochs
+    if rest > 0:
+        for g in groups:
+            for p in g["params"]:
+                p.requires_grad_(True)
+        spread = [lr / 2 * lr_div ** (-(n - 1 - i) / max(1, n - 1)) for i in range(n)]
+        for row in phase(spread, rest).rows:
+            history.rows.append({**row, "epoch": row["epoch"] + freeze_epochs})
+    return history

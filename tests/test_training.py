@@ -278,3 +278,23 @@ def test_lr_find_rebuilds_only_optimizers_of_this_network():
         training.lr_find(net, grading.tiny_loader(n=80), other)
     with pytest.raises(ValueError, match="start_lr"):
         training.lr_find(net, grading.tiny_loader(), other, 1.0, 0.1)
+# --- unfreezing comparison (ch3) ---
+def test_fine_tune_trains_the_head_alone_then_everything_with_geometric_rates():
+    net = grading.tiny_net()
+    start = {k: v.clone() for k, v in net.state_dict().items()}
+    loader = grading.tiny_loader()
+    groups = models.param_groups(net, 123.0)  # the lr given here is replaced
+    h1 = training.fine_tune(net, loader, loader, groups, 0.1, 1, progress=False)  # head phase only
+    assert len(h1) == 1 and h1.rows[0]["lrs"][-1] == pytest.approx(0.1 * 0.1)  # warmup starts at 10 %
+    assert torch.equal(net.layer4[0].conv1.weight, start["layer4.0.conv1.weight"])
+    assert not torch.equal(net.fc.weight, start["fc.weight"])
+    net = grading.tiny_net()
+    h = training.fine_tune(net, loader, loader, models.param_groups(net, 1.0), 0.1, 3, progress=False)
+    assert [r["epoch"] for r in h.rows] == [1, 2, 3]
+    lrs = h.rows[1]["lrs"]  # start of the unfrozen phase: warmup again, rates lr/2/100 .. lr/2
+    assert lrs[-1] == pytest.approx(0.1 / 2 * 0.1) and lrs[0] == pytest.approx(lrs[-1] / 100)
+    assert lrs[1] / lrs[0] == pytest.approx(100 ** 0.2)
+    assert all(p.requires_grad for p in net.parameters())
+    assert not torch.equal(net.conv1.weight, start["conv1.weight"])
+    with pytest.raises(ValueError):
+        training.fine_tune(net, loader, None, [], 0.1, 2)
