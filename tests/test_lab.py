@@ -45,7 +45,7 @@ def test_make_lab_serves_the_chapters_and_the_course_kernel(tmp_path):
                               capture_output=True).returncode != 0
     log = tmp_path / "lab.log"
     # -o: the stamp counts as up to date (a test never reinstalls the environment)
-    cmd = ["make", "--no-print-directory", "-o", f"{VENV.name}/.installed", f"VENV={VENV}", "lab",
+    cmd = ["make", "--no-print-directory", "-o", f"{VENV}/.installed", f"VENV={VENV}", "lab",
            f"LAB_ARGS=--no-browser --ip=127.0.0.1 --port={port} --ServerApp.port_retries=0"]
     with open(log, "w") as out:
         proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT,
