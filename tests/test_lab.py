@@ -70,7 +70,8 @@ def test_make_lab_serves_the_chapters_and_the_course_kernel(tmp_path):
         specs = get(f"{base}/api/kernelspecs", token)
         course = specs["kernelspecs"]["python3"]["spec"]
         assert course["display_name"] == "Python 3 (course)"
-        assert Path(course["argv"][0]).resolve().parent.parent == VENV.resolve()  # the course's venv
+        venv_of_kernel = Path(course["argv"][0]).parent.parent  # .../.venv/bin/python -> .../.venv
+        assert os.path.realpath(venv_of_kernel) == os.path.realpath(VENV)  # the course's environment
     finally:
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGTERM)  # the session started above: make and its jupyter
