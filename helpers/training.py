@@ -149,17 +149,53 @@ def _amp(device: torch.device, amp: bool) -> contextlib.AbstractContextManager:
 
 
 def _batch_to(X: torch.Tensor, device: torch.device, channels_last: bool) -> torch.Tensor:
+    """``X`` on ``device``; 4-D batches NHWC on CUDA when ``channels_last``, NCHW everywhere else.
+
+    Never NHWC on the CPU: oneDNN's AVX2 1x1-convolution backward (a stride-2 downsample whose
+    input has fewer channels than its block of 8, as in :func:`helpers.grading.tiny_net`) writes
+    past its workspace for NHWC inputs (uxlfoundation/oneDNN#6035): heap corruption on every
+    AVX2-only x86 CPU. NCHW (blocked) inputs take another kernel; see ``tests/test_isa.py``."""
     X = X.to(device, non_blocking=True)
-    if channels_last and X.dim() == 4:
-        X = X.contiguous(memory_format=torch.channels_last)
+    if X.dim() == 4:
+        if channels_last and device.type == "cuda":
+            X = X.contiguous(memory_format=torch.channels_last)
+        elif device.type == "cpu":
+            X = X.contiguous()  # NCHW, also when the loader yields channels_last batches
     return X
+
+
+def _check_device(net: nn.Module, device: torch.device | str | None) -> torch.device:
+    """The device to run on: the model's (where its parameters are). An explicit ``device`` must be
+    that one: the helpers never move a caller's model."""
+    here = _device_of(net)
+    if device is None:
+        return here
+    device = torch.device(device)
+    if device.type != here.type or (device.index is not None and here.index is not None
+                                    and device.index != here.index):
+        raise ValueError(f"the model is on {here} but device={device}: move it once, where you build it "
+                         f"(`net = net.to(profile.device)`), and leave device=None")
+    return here
+
+
+def _check_cpu_layout(net: nn.Module, device: torch.device) -> None:
+    """Refuse channels_last convolution weights on the CPU: they make the convolutions run NHWC
+    whatever the batch layout (see :func:`_batch_to` for why that is unsafe)."""
+    if device.type != "cpu":
+        return
+    for name, p in net.named_parameters():
+        if p.dim() == 4 and not p.is_contiguous() and p.is_contiguous(memory_format=torch.channels_last):
+            raise ValueError(f"{name} is in the channels_last layout: on the CPU that runs a oneDNN kernel "
+                             "that corrupts memory on AVX2 CPUs; use "
+                             "`net.to(memory_format=torch.contiguous_format)` (channels_last is for CUDA)")
 
 
 def evaluate(net: nn.Module, data_iter: Iterable, device: torch.device | str | None = None,
              amp: bool = False, channels_last: bool = True) -> tuple[float, float]:
-    """Mean cross-entropy loss and accuracy of ``net`` on ``data_iter`` (eval mode, no autograd;
-    ``amp``: bf16 autocast on CUDA; ``channels_last``: NHWC batches, as in :func:`train`)."""
-    device = torch.device(device) if device is not None else _device_of(net)
+    """Mean cross-entropy loss and accuracy of ``net`` on ``data_iter`` (eval mode, no autograd),
+    on the model's device (the batches are moved there; the model is never moved).
+    ``amp``: bf16 autocast on CUDA; ``channels_last``: NHWC batches on CUDA, as in :func:`train`."""
+    device = _check_device(net, device)
     was_training = net.training
     net.eval()
     loss_sum, correct, n = 0.0, 0, 0
@@ -219,16 +255,19 @@ def train(net: nn.Module, train_iter: Iterable, valid_iter: Iterable | None,
     stepped each epoch with the validation accuracy (use ``mode="max"``). With ``restore_best`` the
     weights of the epoch with the best validation accuracy are loaded back at the end (and written to
     ``checkpoint_path`` atomically, if given) instead of returning the last epoch's.
-    ``channels_last`` (on by default) passes each 4-D batch in the channels_last memory format, so
-    the convolutions run in NHWC: same results, 15-25 % less time per step on 2 CPU cores (mini
-    ResNet and ResNet-18), the layout tensor cores want on CUDA. The model's parameters keep their
-    layout, so ``p.view(-1)`` and ``parameters_to_vector`` still work on them. ``amp`` (opt-in) runs
-    forward and loss under bf16 autocast on CUDA (a no-op elsewhere).
+    Training runs where the model is: move it once, where you build it, to ``profile.device``
+    (``net = models.finetune_net(profile).to(profile.device)``); batches are moved there, the model
+    never is (an explicit ``device`` must be the model's). ``channels_last`` (on by default) passes
+    each 4-D batch to CUDA in the channels_last memory format (NHWC, the layout tensor cores want).
+    On the CPU batches always go NCHW: oneDNN's AVX2 kernels corrupt memory on some NHWC
+    convolutions (see ``_batch_to``), and NHWC saved only ~1.2x there. The model's parameters keep
+    their layout, so ``p.view(-1)`` and ``parameters_to_vector`` still work on them. ``amp``
+    (opt-in) runs forward and loss under bf16 autocast on CUDA (a no-op elsewhere).
     """
     if scheduler_interval not in ("epoch", "batch"):
         raise ValueError("scheduler_interval must be 'epoch' or 'batch'")
-    device = torch.device(device) if device is not None else _device_of(net)
-    net.to(device)
+    device = _check_device(net, device)
+    _check_cpu_layout(net, device)
     loss = loss if loss is not None else nn.CrossEntropyLoss()
     needs_inputs = getattr(loss, "needs_inputs", False)
     plateau = isinstance(scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau)

@@ -163,30 +163,84 @@ def test_bad_profile_name_says_what_to_do(monkeypatch):
         get_profile()
 
 
-def test_channels_last_default_gives_the_same_training_and_accepts_flat_inputs():
+def _record_conv_layouts(net):
+    """Every convolution records whether its input was NCHW-contiguous."""
+    seen = set()
+    for m in net.modules():
+        if isinstance(m, nn.Conv2d):
+            m.register_forward_pre_hook(lambda m, args: seen.add(
+                "nchw" if args[0].is_contiguous() else "nhwc" if args[0].is_contiguous(
+                    memory_format=torch.channels_last) else "other"))
+    return seen
+
+
+def test_cpu_convolutions_never_see_nhwc_whatever_channels_last_or_the_loader_says():
+    # oneDNN#6035: NHWC 1x1 stride-2 backward with < 8 input channels corrupts the heap on AVX2 CPUs
+    nhwc_loader = [(X.contiguous(memory_format=torch.channels_last), y) for X, y in grading.tiny_loader()]
     runs = []
-    for channels_last in (False, True):
+    for channels_last, data in ((False, grading.tiny_loader()), (True, grading.tiny_loader()),
+                                (True, nhwc_loader)):
         net = grading.tiny_net(seed=1)
-        seen = set()
-        net.conv1.register_forward_pre_hook(
-            lambda m, args: seen.add(args[0].is_contiguous(memory_format=torch.channels_last)))
+        seen = _record_conv_layouts(net)
         opt = torch.optim.SGD(net.parameters(), lr=0.1, momentum=0.9)
-        hist = training.train(net, grading.tiny_loader(), grading.tiny_loader(), opt, 3,
-                              progress=False, channels_last=channels_last)
-        assert seen == {channels_last}  # training and evaluation batches alike
+        hist = training.train(net, data, data, opt, 2, progress=False, channels_last=channels_last)
+        training.evaluate(net, nhwc_loader, channels_last=channels_last)
+        assert seen == {"nchw"}  # training and evaluation batches alike
         runs.append((hist, net))
-    (h0, n0), (h1, n1) = runs
-    # batches go NHWC, parameters keep their layout: flattening them still works
-    assert all(p.is_contiguous() for p in n1.parameters())
-    torch.nn.utils.parameters_to_vector(n1.parameters())
-    for a, b in zip(h0.rows, h1.rows):
-        assert math.isclose(a["train_loss"], b["train_loss"], rel_tol=1e-3)
-        assert a["valid_acc"] == b["valid_acc"]
-    for (name, p0), p1 in zip(n0.state_dict().items(), n1.state_dict().values()):
-        assert torch.allclose(p0.float(), p1.float(), atol=1e-4), name
+    (h0, n0), *others = runs
+    for h1, n1 in others:  # the same computation: identical results
+        assert all(p.is_contiguous() for p in n1.parameters())
+        assert [r["train_loss"] for r in h0.rows] == [r["train_loss"] for r in h1.rows]
+        for (name, p0), p1 in zip(n0.state_dict().items(), n1.state_dict().values()):
+            assert torch.equal(p0, p1), name
     flat = nn.Sequential(nn.Linear(4, 2))  # 2-D batches: the default must not try to reformat them
     data = [(torch.randn(8, 4), torch.randint(0, 2, (8,)))]
     training.train(flat, data, None, torch.optim.SGD(flat.parameters(), lr=0.1), 1, progress=False)
+
+
+def test_channels_last_weights_are_refused_on_the_cpu():
+    net = grading.tiny_net().to(memory_format=torch.channels_last)
+    with pytest.raises(ValueError, match="contiguous_format"):
+        training.train(net, grading.tiny_loader(), None, sgd(net), 1, progress=False)
+
+
+class NoMoving(nn.Module):
+    """Wraps a model; moving it (``to``, ``cpu``, ``cuda``) fails the test."""
+
+    def __init__(self, net):
+        super().__init__()
+        self.net = net
+
+    def forward(self, x):
+        return self.net(x)
+
+    def to(self, *a, **k):
+        raise AssertionError(f"a helper moved the caller's model: .to{a}")
+
+    def cpu(self):
+        raise AssertionError("a helper moved the caller's model: .cpu()")
+
+    def cuda(self, *a, **k):
+        raise AssertionError("a helper moved the caller's model: .cuda()")
+
+
+def test_train_and_evaluate_run_where_the_model_is_and_never_move_it(monkeypatch):
+    net = NoMoving(grading.tiny_net())
+    moved = []
+    real = training._batch_to
+    monkeypatch.setattr(training, "_batch_to", lambda X, d, cl: moved.append(d) or real(X, d, cl))
+    h = training.train(net, grading.tiny_loader(), grading.tiny_loader(), sgd(net.net), 1, progress=False)
+    assert math.isfinite(h.final["train_loss"]) and set(moved) == {torch.device("cpu")}
+    training.evaluate(net, grading.tiny_loader())
+    with pytest.raises(ValueError, match=r"net.to\(profile.device\)"):  # never a silent move
+        training.train(net, grading.tiny_loader(), None, sgd(net.net), 1, device="meta", progress=False)
+    with pytest.raises(ValueError, match="the model is on cpu"):
+        training.evaluate(net, grading.tiny_loader(), device="meta")
+    meta = grading.tiny_net().to("meta")  # a model on another device: batches follow it there
+    moved.clear()
+    with pytest.raises(Exception):  # meta tensors have no values; what matters is where they went
+        training.evaluate(meta, grading.tiny_loader())
+    assert moved == [torch.device("meta")]
 
 
 def test_stage_recorder_sees_each_epochs_trainable_groups_after_the_unfreezer():
