@@ -109,10 +109,15 @@ class Course:
         return sorted(p.stem for p in folder.glob("*.ipynb"))
 
     # -- running nbgrader ----------------------------------------------------------------------
-    def nbgrader(self, *args: str, timeout: float | None = None, quiet: bool = True) -> subprocess.CompletedProcess:
+    def nbgrader(self, *args: str, timeout: float | None = None, quiet: bool = True,
+                 threads: int | None = None) -> subprocess.CompletedProcess:
         """Run ``nbgrader ARGS`` in the course folder (its own process group, so a timeout kills the
-        kernels it started too). Returns the completed process (stdout+stderr in ``.stdout``)."""
+        kernels it started too). ``threads`` caps the kernels' torch/OpenMP threads (parallel grading
+        splits the cores between the jobs instead of oversubscribing them). Returns the completed
+        process (stdout+stderr in ``.stdout``)."""
         env = dict(os.environ, PATH=f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}", COURSE_PROFILE="fast")
+        if threads is not None:
+            env["OMP_NUM_THREADS"] = str(threads)  # helpers.setup() respects it
         # nbgrader_config.py imports instructor.feedback (the feedback preprocessor): keep it importable
         env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO), os.environ.get("PYTHONPATH")) if p)
         env.setdefault("MPLBACKEND", "Agg")
@@ -433,7 +438,8 @@ def _autograde_parallel(course: Course, pairs: list[tuple[str, str]], extra: lis
         names = by_student[s]
         args = ["autograde", names[0] if len(names) == 1 else "*", f"--student={s}", *extra]
         t0 = time.time()
-        r = course.nbgrader(*(args + (["--force"] if force else [])), timeout=per_notebook * len(names))
+        r = course.nbgrader(*(args + (["--force"] if force else [])), timeout=per_notebook * len(names),
+                            threads=threads)
         return s, r, time.time() - t0
 
     def settle(s: str, r: subprocess.CompletedProcess, seconds: float, retry: list[str] | None) -> None:
@@ -461,6 +467,7 @@ def _autograde_parallel(course: Course, pairs: list[tuple[str, str]], extra: lis
         if log:
             print("  nbgrader log (errors):\n" + "\n".join("    " + ln for ln in log[-10:]))
 
+    threads = max(1, default_jobs() // min(jobs, len(by_student)))  # each job gets its share of the cores
     retry: list[str] = []
     with ThreadPoolExecutor(max_workers=min(jobs, len(by_student))) as pool:
         for fut in as_completed([pool.submit(grade, s) for s in sorted(by_student)]):
