@@ -199,3 +199,29 @@ def test_stage_recorder_sees_each_epochs_trainable_groups_after_the_unfreezer():
     training.train(net, grading.tiny_loader(), None, opt, 3, progress=False,
                    callbacks=[UnfreezeOneMore(), recorder])
     assert recorder.stages == [["head"], ["layer4", "head"], ["layer3", "layer4", "head"]]
+
+
+# --- error analysis (ch2) ---
+def test_predict_uses_eval_mode_without_autograd_and_restores_the_mode():
+    from helpers.grading import tiny_loader, tiny_net
+    from helpers.training import evaluate, predict
+
+    net, loader = tiny_net(), tiny_loader(n=20, batch_size=8)
+    bn_mean = net.bn1.running_mean.clone()
+    seen = []
+    net.bn1.register_forward_hook(lambda m, i, o: seen.append((m.training, torch.is_grad_enabled())))
+    net.train()
+    probs, labels = predict(net, loader)
+    assert net.training and all(m.training for m in net.modules())  # restored
+    assert seen and all(s == (False, False) for s in seen)  # eval mode, no autograd
+    assert torch.equal(net.bn1.running_mean, bn_mean)  # no batch statistics leaked in
+    assert probs.shape == (20, 2) and torch.allclose(probs.sum(1), torch.ones(20))
+    assert torch.equal(labels, torch.cat([y for _, y in loader]))
+    acc = (probs.argmax(1) == labels).float().mean().item()
+    assert acc == pytest.approx(evaluate(net, loader)[1])
+    # batch-independent: one item at a time gives the same probabilities
+    one = predict(net, tiny_loader(n=20, batch_size=1))[0]
+    assert torch.allclose(one, probs, atol=1e-5)
+    net.eval()
+    predict(net, loader)
+    assert not net.training
