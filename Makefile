@@ -7,7 +7,7 @@ BIN := $(abspath $(VENV))/bin
 export PATH := $(BIN):$(PATH)
 STAMP := $(VENV)/.installed
 
-.PHONY: setup lab test test-fast bench clean-data help sync check-notebooks
+.PHONY: setup lab test test-fast bench bench-full clean-data help sync check-notebooks
 help:
 	@echo "make lab | make test | make bench | make release | make demo (see README)"
 
@@ -31,6 +31,9 @@ test: setup
 bench: setup
 	$(BIN)/python benchmarks/bench_training.py
 	$(BIN)/python benchmarks/bench_notebooks.py
+
+bench-full: setup
+	$(BIN)/python benchmarks/bench_full_profile.py
 
 # Source notebooks <-> their jupytext text twins (solutions_py/); lint nbgrader metadata.
 sync: setup
