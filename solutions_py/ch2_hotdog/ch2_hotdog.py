@@ -1,26 +1,19 @@
 # %% [markdown]
 # # Chapter 2: Hotdog fine-tuning
 #
-# Most data sets we meet lie between Fashion-MNIST (60,000 images) and ImageNet (1.28 million training images in its
-# 1,000-class subset). With a few thousand labelled photos, a network sized for ImageNet overfits, and more labels
-# cost time and money. **Transfer learning** moves what a network learned on a large *source* data set to a small
-# *target* data set: features learned on ImageNet (edges, textures, shapes, object parts) help on almost any photos.
+# With a few thousand labelled photos, a network sized for ImageNet (1.28 million training images) overfits.
+# **Transfer learning** reuses what a network learned on a large *source* data set for a small *target* data set:
+# features learned on ImageNet (edges, textures, shapes, object parts) help on almost any photos. **Fine-tuning**,
+# its most common form (the figure below):
 #
-# **Fine-tuning**, its most common form, has four steps (the figure below):
+# 1. pretrain a **source model** on the source data (ImageNet);
+# 2. the **target model** copies every layer of the source model, with its parameters, **except the output layer**;
+# 3. a new output layer, one output per target class, is **initialised at random**;
+# 4. training on the target data learns the output layer from scratch and *fine-tunes* the copied layers.
 #
-# 1. pretrain a **source model** on the source data set (ImageNet);
-# 2. create a **target model** that copies every layer of the source model, with its parameters, **except the output
-#    layer**, which is tied to the source labels;
-# 3. add a new output layer with one output per target class, **initialised at random**;
-# 4. train the target model on the target data: the output layer learns from scratch, the copied layers are
-#    *fine-tuned*.
-#
-# This chapter follows d2l's hotdog example: a ResNet-18 pretrained on ImageNet learns to recognise hotdogs, and is
-# compared with the same network trained from scratch.
-#
-# **Profiles.** The `fast` profile (default, CPU, seconds) uses a mini ResNet pretrained on ten generated food
-# classes and a generated mini hotdog data set with the real one's folder layout; the `full` profile runs the same
-# code on torchvision's ImageNet ResNet-18 and the real d2l data (last section).
+# We follow d2l's hotdog example: an ImageNet ResNet-18 learns to recognise hotdogs, against the same network trained
+# from scratch. The `fast` profile (default, CPU, seconds) uses a mini ResNet pretrained on ten generated food
+# classes and a generated mini hotdog data set; the `full` profile runs the same code on the real ones.
 
 # %%
 import copy
@@ -38,10 +31,9 @@ plots.finetune_diagram();
 # %% [markdown]
 # ## 1. The hotdog data set
 #
-# 1,400 photos that contain hotdogs and as many of other food; 1,000 of each class for training, the rest for
-# testing, in the folders `hotdog/{train,test}/{hotdog,not-hotdog}`. d2l registers the archive in its `DATA_HUB`
-# (name -> address and SHA-1) and `download_extract` fetches, checks and unzips it once; `helpers.download` does the
-# same (and refuses archive members that would land outside the cache folder):
+# 1,400 photos of hotdogs and 1,400 of other food (1,000 of each for training), in
+# `hotdog/{train,test}/{hotdog,not-hotdog}`. Like d2l's `DATA_HUB`, `helpers.download` maps a name to an address
+# and a SHA-1, and downloads, checks and unzips the archive once:
 
 # %%
 # NBVAL_CHECK_OUTPUT
@@ -51,9 +43,8 @@ print("sha1:  ", hotdog_entry.sha1)
 print("layout:", ", ".join(hotdog_entry.layout))
 
 # %% [markdown]
-# `data.hotdog_dir(profile)` downloads it (`full`) or generates the mini data set once (`fast`). `ImageFolder`
-# numbers the classes in **alphabetical order of the folder names**: `hotdog` is class 0, `not-hotdog` class 1
-# (exercise 1 needs this).
+# `ImageFolder` numbers the classes in **alphabetical order of the folder names**: `hotdog` is class 0, `not-hotdog`
+# class 1 (exercise 1 needs this).
 
 # %%
 # NBVAL_CHECK_OUTPUT
@@ -78,10 +69,9 @@ plots.show_images(hotdogs + not_hotdogs, 2, 8, scale=1.4);
 # %% [markdown]
 # ## 2. Data augmentation
 #
-# Training crops a region of random size and aspect ratio, scales it to $224 \times 224$ (`RandomResizedCrop`) and
-# flips it at random. Testing resizes the shorter side to 256 and takes the central $224 \times 224$ crop: no
-# randomness. Each channel is then **normalised** with ImageNet's statistics, those the pretrained model saw. The
-# `fast` profile uses 32 and 36 pixels.
+# Training takes a random crop of random aspect ratio scaled to $224 \times 224$ and a random flip; testing resizes
+# to 256 and takes the central $224 \times 224$ crop (32 and 36 pixels in `fast`). Both **normalise** with
+# ImageNet's channel statistics, those the pretrained model saw.
 
 # %%
 train_augs = data.train_transform(profile)
@@ -96,14 +86,12 @@ plots.show_images(views, 1, 7, titles=["train"] * 6 + ["test"], scale=1.4);
 # %% [markdown]
 # ## 3. Training, validation and test sets
 #
-# We will choose things (learning rates, numbers of epochs, which model is better) by looking at accuracies. A set
-# we choose on stops being an honest measure: with enough tries, one choice wins by luck. So
-# `data.hotdog_loaders(profile)` holds out a seeded, stratified 20 % of the training folder as a **validation set**
-# (seen through the test transform). Every choice in this chapter is made on it; the **test set** is used once per
-# final model, to report it.
+# A set we choose on (learning rates, epochs, models) stops being an honest measure: with enough tries, one choice
+# wins by luck. `data.hotdog_loaders(profile)` holds out a seeded, stratified 20 % of the training folder as a
+# **validation set**. Every choice below is made on it; the **test set** reports each final model once.
 #
-# > **Common mistake.** d2l passes the test set to `train_ch13` and reads the best rate off its curves: the reported
-# > test accuracy is then optimistic. Choose on a validation set, report the test set once.
+# > **Common mistake.** Passing the test set to the training loop and choosing the rate from its curves (d2l's
+# > `train_ch13`): the reported accuracy is then optimistic. Choose on a validation set, report the test set once.
 
 # %%
 # NBVAL_CHECK_OUTPUT
@@ -115,9 +103,8 @@ print("batch:", tuple(X.shape))
 # %% [markdown]
 # ## 4. The source model
 #
-# `helpers.models.source_model(profile)` returns torchvision's ResNet-18 with ImageNet weights (`full`, downloaded
-# and verified) or the mini ResNet (`fast`). Both have ResNet-18's module names: `conv1`, `bn1`, `layer1` ..
-# `layer4`, pooling, and the output layer `fc` (1,000 ImageNet classes, or 10 mini food classes).
+# `models.source_model(profile)` returns torchvision's ImageNet ResNet-18 (`full`) or the mini ResNet (`fast`), both
+# with ResNet-18's module names: `conv1`, `bn1`, `layer1` .. `layer4`, pooling, and the output layer `fc`.
 #
 # > **Common mistake.** `resnet18(pretrained=True)` (d2l) is deprecated since torchvision 0.13 and does not say which
 # > weights you get. Write `resnet18(weights=ResNet18_Weights.IMAGENET1K_V1)`.
@@ -130,8 +117,7 @@ print(pretrained_net.fc)
 print(len(categories), "source classes, e.g.", categories[:4])
 
 # %% [markdown]
-# The weights enum carries ImageNet's class names **in the order of `fc`'s outputs** (reading them downloads
-# nothing). ImageNet has a "hotdog" class:
+# The weights enum carries ImageNet's class names in the order of `fc`'s outputs. One of them is "hotdog":
 #
 # > **Common mistake.** d2l's MXNet tab reads output 713 for "hotdog". MXNet and torchvision share the ILSVRC-2012
 # > order, where 713 is a photocopier and "hotdog" is 934. Look a class up by name, never by a copied index.
@@ -151,8 +137,8 @@ if not profile.fast:  # the real ResNet-18's head: 1,000 ImageNet classes, hotdo
 # %% [markdown]
 # ## 5. The target model
 #
-# `models.finetune_net` copies the source model and replaces `fc` by a Xavier-initialised `nn.Linear(in_features,
-# 2)` (the source model stays intact); `models.scratch_net` is the same architecture with **every** parameter random:
+# `models.finetune_net` does what d2l writes below (the source model stays intact); `models.scratch_net` is the same
+# architecture with **every** parameter random:
 #
 # ```python
 # finetune_net = copy.deepcopy(pretrained_net)
@@ -174,11 +160,10 @@ assert finetune_net.fc.out_features == 2 and pretrained_net.fc.out_features == l
 # %% [markdown]
 # ### Exercise 1 (seed exercise 4, 3 points): a head initialised from the "hotdog" class
 #
-# The source model's `fc` already holds a weight row and a bias that score "hotdog" from the pretrained features.
-# Instead of a random head, the new 2-class head can start from them. Write `hotdog_head(source_net, categories)`,
-# which returns a **new** `nn.Linear(source_net.fc.in_features, 2)`:
+# The source model's `fc` already holds a weight row and a bias that score "hotdog". Write `hotdog_head(source_net,
+# categories)`, which returns a **new** `nn.Linear(source_net.fc.in_features, 2)` that starts from them:
 #
-# * find the index of `"hotdog"` **by name** in `categories` (the source classes in the order of `fc`'s outputs);
+# * find `"hotdog"` **by name** in `categories` (the source classes in the order of `fc`'s outputs);
 # * row 0 of the weight and entry 0 of the bias are the source's "hotdog" row and bias (row 0: `hotdog` is class 0);
 # * row 1 (`not-hotdog`) and bias 1 are the **mean** of the rows and of the biases of **all the other** classes;
 # * the new layer shares no memory with `source_net`, and `source_net` is not modified.
@@ -250,18 +235,15 @@ if profile.fast:
 # %% [markdown]
 # ### Exercise 2 (new, 3 points): measure a model in eval mode
 #
-# Before training, we need a way to measure a model. Write `predict(net, data_iter)`, which returns `(probs,
-# labels)`: the softmax probabilities of every item, shape `(N, num_classes)`, and the true labels, shape `(N,)`, in
-# the order of `data_iter` (both on the CPU; move each batch to the device of `net`'s parameters). It must:
+# Write `predict(net, data_iter)`, which returns `(probs, labels)`: softmax probabilities `(N, num_classes)` and
+# true labels `(N,)`, in the order of `data_iter`, on the CPU (move each batch to the device of `net`'s parameters).
+# It must run the net in **eval mode**, compute **no gradients** (`torch.inference_mode()`), and leave the net in
+# the mode it found it in.
 #
-# * run the net in **eval mode**, so that BatchNorm uses its running statistics and dropout is off;
-# * compute no gradients (`torch.inference_mode()` or `torch.no_grad()`);
-# * leave the net in the mode it found it in (`net.training` before and after is the same).
-#
-# > **Common mistake.** Calling the net in train mode at test time. Each BatchNorm then normalises with the
-# > statistics of the *current batch*, so a prediction depends on the other images in the batch, and it also
-# > overwrites its running statistics with test data. Call `net.eval()` before measuring, and restore the mode:
-# > the training loop that called you expects train mode back.
+# > **Common mistake.** Measuring in train mode. Each BatchNorm then normalises with the statistics of the *current
+# > batch* (a prediction depends on the other images in it) and overwrites its running statistics with test data.
+# > Call `net.eval()` first, and restore the mode afterwards: a training loop that calls you expects train mode
+# > back.
 
 # %% nbgrader={"grade": false, "grade_id": "predict_impl", "locked": false, "schema_version": 3, "solution": true, "task": false}
 def predict(net, data_iter):
@@ -325,10 +307,9 @@ assert torch.allclose(_p, _ref_p, atol=1e-4) and torch.equal(_y, _ref_y), "wrong
 # %% [markdown]
 # ## 6. Fine-tuning versus training from scratch
 #
-# `helpers.training.train` plays the role of d2l's `train_ch13`. The optimizer is SGD with momentum 0.9 and weight
-# decay $10^{-3}$, one parameter group per layer group (`models.param_groups(net, lr, {"head": 10})`): the copied
-# layers, already good, get a **small** base rate $\eta$; the random head learns from scratch at $10\eta$. The net
-# trained from scratch gets a larger rate, the same for every layer. d2l writes:
+# `training.train` plays d2l's `train_ch13`. SGD (momentum 0.9, weight decay $10^{-3}$) gets one group per layer
+# group (`models.param_groups(net, lr, {"head": 10})`): the copied layers a **small** rate $\eta$, the random head
+# $10\eta$. The scratch net gets a larger rate for every layer. d2l writes:
 #
 # ```python
 # params_1x = [p for name, p in net.named_parameters() if name not in ["fc.weight", "fc.bias"]]
@@ -337,11 +318,10 @@ assert torch.allclose(_p, _ref_p, atol=1e-4) and torch.equal(_y, _ref_y), "wrong
 #                             lr=learning_rate, weight_decay=0.001)
 # ```
 #
-# The head gets 10x in both, but the optimizers differ: d2l has **no momentum**, and its `train_ch13` **sums** the
-# loss over a batch of 128, which multiplies the data gradient by 128 but not the weight-decay term. d2l's rate
-# `5e-5` is thus a step of about $6.4 \times 10^{-3}$ on our mean loss, its weight decay about 128 times weaker
-# than ours, and momentum 0.9 makes our steps about 10 times larger than the rate says. Rates do not transfer
-# between the two setups without these conversions.
+# The head gets 10x in both, but the optimizers differ: d2l has **no momentum**, and it **sums** the loss over a
+# batch of 128, which scales the data gradient by 128 but not the weight decay. Its rate `5e-5` is a step of about
+# $6.4 \times 10^{-3}$ on a mean loss, its weight decay about 128 times weaker than ours, and our momentum makes
+# steps about 10 times larger than the rate. Rates do not carry over between the two without these conversions.
 
 # %%
 num_epochs = profile.epochs(5)
@@ -369,8 +349,8 @@ print(f"valid acc (last 3 epochs): fine-tuned {finetune_acc:.3f} | from scratch 
 plots.plot_history({"fine-tuned": finetune_hist, "from scratch": scratch_hist});
 
 # %% [markdown]
-# The validation set is small (48 images in the `fast` profile), so the lesson is checked on the mean of the last
-# three epochs. Over five seeds (`SEEDS_NOTE`) the gap stays large:
+# The validation set is small (48 images in `fast`), so we compare the mean of the last three epochs. Over seeds
+# 0-2 (shuffles, crops, initialisations): fine-tuned 0.83-0.90, from scratch 0.60-0.61, a gap of 0.23-0.29.
 
 # %%
 if profile.fast:
@@ -407,12 +387,9 @@ plots.show_worst(test_iter.dataset, scratch_probs, scratch_labels, k=8, classes=
                  transform=data.denormalize);
 
 # %% [markdown]
-# Look for a pattern before blaming the model: are the errors concentrated in one class, or in images with one
-# kind of content (small hotdogs, unusual colours, crops that cut the object out)? Such patterns suggest fixes on the
-# data side (more examples of that kind, other crops) rather than more epochs.
-#
-# What does evaluating in train mode do to the fine-tuned net? Your `predict` against a forward pass in train mode
-# (on a copy: train mode changes the BatchNorm statistics):
+# Look for a pattern: errors in one class, or in one kind of image (small hotdogs, odd colours)? Patterns point to
+# the data (more such examples) rather than to more epochs. And what does measuring in train mode do? Your
+# `predict` against a forward pass in train mode, on a copy:
 
 # %%
 leaky_net = copy.deepcopy(finetune_net).train()
@@ -429,8 +406,7 @@ print(f"valid acc: eval mode {(eval_probs.argmax(1) == eval_labels).float().mean
 #
 # ### Exercise 3 (seed exercise 1, 2 points): a larger learning rate for `finetune_net`
 #
-# The cell below fine-tunes with larger base rates (the head still gets 10x) and plots validation accuracy against
-# the rate. Edit the list to try others.
+# Larger base rates (the head still gets 10x), validation accuracy against the rate. Edit the list to try others.
 
 # %%
 lr_results = {lr_finetune: finetune_acc}
@@ -462,10 +438,9 @@ if profile.fast and lr_finetune * 20 in lr_results:  # the lesson: a far too lar
 # %% [markdown]
 # ### Exercise 4 (seed exercise 2, 3 points): tune both networks
 #
-# Tune `finetune_net` and `scratch_net` further (learning rate, epochs, weight decay, head multiplier), choosing on
-# the validation accuracy. Below, one attempt for each: the scratch net gets twice the epochs at half the rate, the
-# fine-tuned net half the rate. Change them and try others; when you have chosen, report the test accuracy of your
-# two final models once.
+# Tune both networks (rate, epochs, weight decay, head multiplier) on the validation accuracy. One attempt each
+# below: the scratch net twice the epochs at half the rate, the fine-tuned net half the rate. Try others; then
+# report the test accuracy of your two final models once.
 
 # %%
 tuned_scratch_net = models.scratch_net(profile, 2).to(profile.device)
@@ -505,9 +480,9 @@ for name, net in [("scratch, tuned", tuned_scratch_net), ("fine-tuned, tuned", t
 # %% [markdown]
 # ### Exercise 5 (seed exercise 3, 2 points): a frozen feature extractor
 #
-# Keep the layers before the output layer **equal to the source model's** and do not update them: only the head
-# learns. `models.freeze(net)` freezes every group but the head (chapter 1's exercise), and `training.train` keeps
-# the BatchNorm statistics of frozen layers fixed.
+# Keep the layers before the output layer **equal to the source model's**: only the head learns.
+# `models.freeze(net)` freezes every group but the head (chapter 1), and `training.train` keeps the BatchNorm
+# statistics of frozen layers fixed.
 #
 # > **Common mistake.** d2l's hint `for param in finetune_net.parameters(): param.requires_grad = False` freezes the
 # > new head too: then nothing can be trained.
@@ -552,8 +527,7 @@ if profile.fast:
 # %% [markdown]
 # ### Exercise 1 (continued): start from the hotdog class
 #
-# Your `hotdog_head` on the pretrained features recognises hotdogs **before any training**. Then two epochs of
-# fine-tuning, against a Xavier head:
+# Your `hotdog_head` recognises hotdogs **before any training**; then two epochs, against a Xavier head:
 
 # %%
 hotdog_net = copy.deepcopy(pretrained_net)
@@ -573,17 +547,15 @@ if profile.fast:
     assert zero_shot_acc > 0.65
 
 # %% [markdown]
-# The initialised head gives a usable model with no training at all (useful with very few target images, and a
-# check that the right class was found); after two epochs a random head has caught up (the difference is within the
-# noise). In the `full` profile the "not-hotdog" row, a mean of 999 rows, is crude: food images often score
-# "hotdog" above an average class, so expect a weaker start there.
+# A usable model with no training (useful with very few target images, and a check that the right class was
+# found); after two epochs a random head has caught up. In `full`, the "not-hotdog" row (a mean of 999 rows) is
+# crude: food often scores "hotdog" above an average class, so expect a weaker start.
 #
 # ## Summary
 #
-# * Fine-tuning copies every layer of a pretrained source model except its output layer, adds a random output layer
-#   for the target classes, and trains all of it: small rates for the copied layers, a larger one for the new head.
-# * Choose rates and epochs on a validation set, report the test set once; look at the errors, not only at the
-#   accuracy.
+# * Fine-tuning copies every layer but the output layer, adds a random one, and trains all: small rates for the
+#   copied layers, a larger one for the new head.
+# * Choose on a validation set, report the test set once, and look at the errors, not only the accuracy.
 # * Measure in eval mode, without gradients, and restore the mode afterwards.
 #
 # | exercise | seed exercise | grading | points |
@@ -596,17 +568,14 @@ if profile.fast:
 #
 # ## Full profile
 #
-# `COURSE_PROFILE=full make lab` on a machine with a GPU downloads the d2l hotdog data (`hotdog.zip`, SHA-1
-# `fba480ffa8aa7e0febbb511d181409f899b9baa5`) and torchvision's `resnet18-f37072fd.pth` (about 45 MB, into
-# `$TORCH_HOME/hub/checkpoints`); `hotdog_head` then finds "hotdog" at output 934 of the 1,000 ImageNet classes.
-# Images are $224 \times 224$, batches of 128, base rates 0.001 (fine-tuned, head 0.01) and 0.01 (from scratch).
-# d2l's executed notebook reports:
+# `COURSE_PROFILE=full make lab` on a GPU machine downloads `hotdog.zip` and torchvision's `resnet18-f37072fd.pth`
+# (45 MB, into `$TORCH_HOME/hub/checkpoints`); `hotdog_head` then finds "hotdog" at output 934. Images are
+# $224 \times 224$, batches of 128, base rates 0.001 (fine-tuned) and 0.01 (scratch). d2l reports:
 #
 # | model | train loss | train acc | test acc |
 # | --- | --- | --- | --- |
 # | fine-tuned (`finetune_net`) | 0.242 | 0.909 | 0.940 |
 # | from scratch (`scratch_net`) | 0.352 | 0.846 | 0.850 |
 #
-# The `full` profile decodes every JPEG again in each epoch and is usually CPU-bound; on a GPU,
-# `helpers.fastpath` decodes them once and augments whole batches on the device. Autograding always uses the `fast`
-# profile.
+# On a GPU, `helpers.fastpath` decodes the JPEGs once and augments whole batches on the device. Autograding always
+# uses the `fast` profile.
