@@ -445,3 +445,22 @@ def fine_tune(net: nn.Module, train_iter: Iterable, valid_iter: Iterable | None,
         for row in phase(spread, rest).rows:
             history.rows.append({**row, "epoch": row["epoch"] + freeze_epochs})
     return history
+# --- error analysis (ch2) ---
+def predict(net: nn.Module, data_iter: Iterable, device: torch.device | str | None = None,
+            channels_last: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(probs, labels)`` over ``data_iter``: softmax probabilities ``(N, C)`` and true labels
+    ``(N,)``, on the CPU, in the iterable's order. Eval mode (BatchNorm uses its running
+    statistics, dropout is off) under ``inference_mode``; the net's previous mode is restored."""
+    device = torch.device(device) if device is not None else _device_of(net)
+    was_training = net.training
+    net.eval()
+    probs, labels = [], []
+    try:
+        with torch.inference_mode():
+            for X, y in data_iter:
+                out = net(_batch_to(X, device, channels_last))
+                probs.append(F.softmax(out.float(), dim=1).cpu())
+                labels.append(y.cpu())
+    finally:
+        net.train(was_training)
+    return torch.cat(probs), torch.cat(labels)

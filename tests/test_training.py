@@ -352,3 +352,27 @@ def test_fine_tune_trains_the_head_alone_then_everything_with_geometric_rates():
     assert not torch.equal(net.conv1.weight, start["conv1.weight"])
     with pytest.raises(ValueError):
         training.fine_tune(net, loader, None, [], 0.1, 2)
+# --- error analysis (ch2) ---
+def test_predict_uses_eval_mode_without_autograd_and_restores_the_mode():
+    from helpers.grading import tiny_loader, tiny_net
+    from helpers.training import evaluate, predict
+
+    net, loader = tiny_net(), tiny_loader(n=20, batch_size=8)
+    bn_mean = net.bn1.running_mean.clone()
+    seen = []
+    net.bn1.register_forward_hook(lambda m, i, o: seen.append((m.training, torch.is_grad_enabled())))
+    net.train()
+    probs, labels = predict(net, loader)
+    assert net.training and all(m.training for m in net.modules())  # restored
+    assert seen and all(s == (False, False) for s in seen)  # eval mode, no autograd
+    assert torch.equal(net.bn1.running_mean, bn_mean)  # no batch statistics leaked in
+    assert probs.shape == (20, 2) and torch.allclose(probs.sum(1), torch.ones(20))
+    assert torch.equal(labels, torch.cat([y for _, y in loader]))
+    acc = (probs.argmax(1) == labels).float().mean().item()
+    assert acc == pytest.approx(evaluate(net, loader)[1])
+    # batch-independent: one item at a time gives the same probabilities
+    one = predict(net, tiny_loader(n=20, batch_size=1))[0]
+    assert torch.allclose(one, probs, atol=1e-5)
+    net.eval()
+    predict(net, loader)
+    assert not net.training
