@@ -108,3 +108,159 @@ def plot_mean_spread(values: Mapping[str, Sequence[float]], references: Mapping[
         ax.legend(fontsize=8)
     fig.tight_layout()
     return ax
+# --- lr finder (ch1) ---
+
+def plot_lr_find(lrs: Sequence[float], losses: Sequence[float], suggestion: float | None = None):
+    """The learning-rate finder's curve: smoothed training loss against the rate (log axis), with
+    the chosen rate as a dashed vertical line. Returns the axes."""
+    fig, ax = plt.subplots(figsize=(5, 3))
+    ax.plot(lrs, losses)
+    ax.set_xscale("log")
+    ax.set_xlabel("learning rate (log scale)")
+    ax.set_ylabel("training loss (smoothed)")
+    if suggestion is not None:
+        ax.axvline(suggestion, color="tab:red", linestyle="--", label=f"chosen: {suggestion:.2g}")
+        ax.legend(fontsize=8)
+    ax.grid(alpha=0.3, which="both")
+    fig.tight_layout()
+    return ax
+# --- unfreezing comparison (ch3) ---
+def plot_mean_spread(runs: Mapping[str, Sequence[Sequence[float]]], ylabel: str = "validation accuracy"):
+    """Repeated runs (e.g. seeds) of several methods: ``{method: [curve per run]}``, each curve one
+    value per epoch. Left: the mean curve of each method with a band of ± one standard deviation;
+    right: the mean of the last epoch as a bar with a ± one standard deviation error bar. Returns the axes."""
+    import numpy as np
+
+    fig, (ax, bx) = plt.subplots(1, 2, figsize=(9, 3.2), gridspec_kw={"width_ratios": [3, 2]})
+    finals, errs = [], []
+    for name, curves in runs.items():
+        a = np.asarray(curves, dtype=float)
+        mean, std = a.mean(0), a.std(0)
+        x = np.arange(1, a.shape[1] + 1)
+        ax.plot(x, mean, marker="o", label=f"{name} (n={len(a)})")
+        ax.fill_between(x, mean - std, mean + std, alpha=0.2)
+        finals.append(mean[-1])
+        errs.append(std[-1])
+    ax.set_xlabel("epoch")
+    ax.set_ylabel(ylabel)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    bx.bar(range(len(finals)), finals, yerr=errs, capsize=6, color=[f"C{i}" for i in range(len(finals))])
+    bx.set_xticks(range(len(finals)), list(runs), fontsize=8)
+    bx.set_ylim(min(f - e for f, e in zip(finals, errs)) - 0.05, max(f + e for f, e in zip(finals, errs)) + 0.03)
+    bx.set_title("last epoch, mean ± std", fontsize=9)
+    bx.grid(alpha=0.3, axis="y")
+    fig.tight_layout()
+    return ax, bx
+# --- error analysis (ch2) ---
+def confusion_matrix(labels: Sequence[int] | torch.Tensor, preds: Sequence[int] | torch.Tensor,
+                     classes: Sequence[str], title: str = "", ax=None):
+    """Counts of (actual, predicted) pairs as an annotated matrix: rows actual, columns predicted
+    (fastai's ``plot_confusion_matrix``). Returns the axes; ``ax.images[0]`` holds the counts."""
+    labels, preds = torch.as_tensor(labels).long(), torch.as_tensor(preds).long()
+    k = len(classes)
+    counts = torch.bincount(labels * k + preds, minlength=k * k).reshape(k, k)
+    if ax is None:
+        _, ax = plt.subplots(figsize=(1.2 * k + 2.2, 1.2 * k + 1.4))
+    ax.imshow(counts.numpy(), cmap="Blues")
+    for i in range(k):
+        for j in range(k):
+            ax.text(j, i, str(counts[i, j].item()), ha="center", va="center",
+                    color="white" if counts[i, j] > counts.max() / 2 else "black")
+    ax.set_xticks(range(k), classes)
+    ax.set_yticks(range(k), classes)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("actual")
+    if title:
+        ax.set_title(title, fontsize=9)
+    ax.figure.tight_layout()
+    return ax
+
+
+def show_worst(dataset: Sequence[Any], probs: torch.Tensor, labels: Sequence[int] | torch.Tensor,
+               k: int = 8, classes: Sequence[str] | None = None, transform: Any = None,
+               num_cols: int = 8, scale: float = 1.5):
+    """The ``k`` items with the highest loss ``-log p(actual)``, worst first (fastai's
+    ``plot_top_losses``): each titled "predicted/actual" and "loss/prob of actual".
+    ``dataset[i][0]`` is the image; ``transform`` (e.g. ``data.denormalize``) is applied before showing."""
+    labels = torch.as_tensor(labels).long()
+    p_actual = probs[torch.arange(len(labels)), labels]
+    losses = -torch.log(p_actual.clamp_min(1e-12))
+    worst = torch.argsort(losses, descending=True)[:k].tolist()
+    name = (lambda c: classes[c]) if classes is not None else str
+    imgs, titles = [], []
+    for i in worst:
+        img = dataset[i][0]
+        imgs.append(transform(img) if transform is not None else img)
+        titles.append(f"{name(int(probs[i].argmax()))}/{name(int(labels[i]))}\n"
+                      f"{losses[i].item():.2f}/{p_actual[i].item():.2f}")
+    rows = max(1, -(-len(worst) // num_cols))
+    return show_images(imgs, rows, min(num_cols, max(1, len(worst))), titles=titles, scale=scale)
+
+
+def plot_sweep(results: Mapping[str, Mapping[float, float]] | Mapping[float, float],
+               xlabel: str = "base learning rate", ylabel: str = "validation accuracy", logx: bool = True,
+               chance: float | None = None):
+    """``ylabel`` against ``xlabel`` for one or more named sweeps (``{"fine-tuned": {lr: acc}}``),
+    points sorted by x; ``chance`` draws a dashed reference line. Returns the axes."""
+    if results and not isinstance(next(iter(results.values())), Mapping):
+        results = {"": results}  # type: ignore[dict-item]
+    fig, ax = plt.subplots(figsize=(5, 3.2))
+    for name, sweep in results.items():
+        xs = sorted(sweep)
+        ax.plot(xs, [sweep[x] for x in xs], marker="o", label=name or None)
+    if chance is not None:
+        ax.axhline(chance, ls="--", color="gray", lw=1, label="chance")
+    if logx:
+        ax.set_xscale("log")
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.grid(alpha=0.3)
+    if any(results) or chance is not None:
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    return ax
+
+
+# --- diagram (ch2) ---
+def finetune_diagram(num_layers: int = 4):
+    """d2l's fine-tuning figure: a source model (hidden layers + output layer) trained on the source
+    data; the target model copies its hidden layers, gets a new randomly initialised output layer,
+    and is trained on the target data. Returns the axes."""
+    from matplotlib.patches import FancyArrowPatch, Rectangle
+
+    fig, ax = plt.subplots(figsize=(7, 4.2))
+    w, h, gap = 2.2, 0.42, 0.16
+    xs, xt = 0.4, 4.4
+
+    def box(x, y, text, color):
+        ax.add_patch(Rectangle((x, y), w, h, facecolor=color, edgecolor="black", lw=1))
+        ax.text(x + w / 2, y + h / 2, text, ha="center", va="center", fontsize=8)
+
+    y0 = 0.9
+    out_y = y0 + num_layers * (h + gap)
+    for i in range(num_layers):
+        y = y0 + i * (h + gap)
+        box(xs, y, f"layer {i + 1}", "#c6dbef")
+        box(xt, y, f"layer {i + 1} (copied)", "#c6dbef")
+        ax.add_patch(FancyArrowPatch((xs + w, y + h / 2), (xt, y + h / 2), arrowstyle="->",
+                                     mutation_scale=10, color="gray"))
+    box(xs, out_y, "output layer (1,000 classes)", "#fdd0a2")
+    box(xt, out_y, "new output layer (2 classes)", "#a1d99b")
+    ax.text((xs + w + xt) / 2, y0 + (num_layers * (h + gap)) / 2 - 0.1, "copy\nparameters",
+            ha="center", va="center", fontsize=8, color="dimgray",
+            bbox=dict(facecolor="white", edgecolor="none"))
+    ax.text(xt + w / 2, out_y + h + 0.12, "random init, trained from scratch", ha="center", fontsize=7)
+    ax.text(xt + w + 0.1, y0 + (num_layers * (h + gap) - gap) / 2, "fine-\ntuned", va="center", fontsize=8)
+    ax.text(xs + w / 2, out_y + h + 0.45, "source model", ha="center", fontsize=9, weight="bold")
+    ax.text(xt + w / 2, out_y + h + 0.45, "target model", ha="center", fontsize=9, weight="bold")
+    box(xs, 0.1, "source data (ImageNet)", "#f0f0f0")
+    box(xt, 0.1, "target data (hotdogs)", "#f0f0f0")
+    for x in (xs, xt):
+        ax.add_patch(FancyArrowPatch((x + w / 2, 0.1 + h), (x + w / 2, y0), arrowstyle="->",
+                                     mutation_scale=10, color="black"))
+    ax.set_xlim(0, xt + w + 0.8)
+    ax.set_ylim(0, out_y + h + 0.8)
+    ax.axis("off")
+    fig.tight_layout()
+    return ax
