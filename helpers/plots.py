@@ -77,53 +77,6 @@ def plot_tradeoff(rows: Sequence[Mapping[str, Any]], x: str, y: str = "accuracy"
     return ax
 
 
-# --- (ch5) ---
-
-def plot_mean_spread(values: Mapping[str, Sequence[float]], references: Mapping[str, float] | None = None,
-                     ylabel: str = "test accuracy"):
-    """Bar chart of the mean of each named list of repeated measurements (e.g. one accuracy per seed),
-    with one sample standard deviation as error bar (none for a single value) and each value as a
-    dot; ``references`` are drawn as labelled dashed horizontal lines. Returns the axes."""
-    import statistics
-
-    if not values or any(len(v) == 0 for v in values.values()):
-        raise ValueError("plot_mean_spread needs at least one value for each name")
-    names = list(values)
-    means = [sum(values[n]) / len(values[n]) for n in names]
-    errs = [statistics.stdev(values[n]) if len(values[n]) > 1 else 0.0 for n in names]
-    fig, ax = plt.subplots(figsize=(max(5.0, 1.1 * len(names)), 3.5))
-    ax.bar(range(len(names)), means, yerr=errs, capsize=4, color="tab:blue", alpha=0.6)
-    for i, n in enumerate(names):
-        ax.scatter([i] * len(values[n]), values[n], color="black", s=10, zorder=3)
-    for (label, y), style in zip((references or {}).items(), ("--", ":", "-.", (0, (5, 5)))):
-        ax.axhline(y, color="gray", linestyle=style, label=f"{label} {y:.3f}")
-    ax.set_xticks(range(len(names)))
-    ax.set_xticklabels([f"{n}\n({len(values[n])} seed{'s' if len(values[n]) > 1 else ''})" for n in names],
-                       fontsize=8)
-    ax.set_ylabel(ylabel)
-    lows = [min(v) for v in values.values()] + list((references or {}).values())
-    ax.set_ylim(max(0.0, min(lows) - 0.1), None)
-    ax.grid(alpha=0.3, axis="y")
-    if references:
-        ax.legend(fontsize=8)
-    fig.tight_layout()
-    return ax
-# --- lr finder (ch1) ---
-
-def plot_lr_find(lrs: Sequence[float], losses: Sequence[float], suggestion: float | None = None):
-    """The learning-rate finder's curve: smoothed training loss against the rate (log axis), with
-    the chosen rate as a dashed vertical line. Returns the axes."""
-    fig, ax = plt.subplots(figsize=(5, 3))
-    ax.plot(lrs, losses)
-    ax.set_xscale("log")
-    ax.set_xlabel("learning rate (log scale)")
-    ax.set_ylabel("training loss (smoothed)")
-    if suggestion is not None:
-        ax.axvline(suggestion, color="tab:red", linestyle="--", label=f"chosen: {suggestion:.2g}")
-        ax.legend(fontsize=8)
-    ax.grid(alpha=0.3, which="both")
-    fig.tight_layout()
-    return ax
 # --- unfreezing comparison (ch3) ---
 def plot_mean_spread(runs: Mapping[str, Sequence[Sequence[float]]], ylabel: str = "validation accuracy"):
     """Repeated runs (e.g. seeds) of several methods: ``{method: [curve per run]}``, each curve one
@@ -262,5 +215,54 @@ def finetune_diagram(num_layers: int = 4):
     ax.set_xlim(0, xt + w + 0.8)
     ax.set_ylim(0, out_y + h + 0.8)
     ax.axis("off")
+    fig.tight_layout()
+    return ax
+
+
+# --- (ch5) ---
+
+def plot_seed_bars(values: Mapping[str, Sequence[float]], references: Mapping[str, float] | None = None,
+                     ylabel: str = "test accuracy"):
+    """Bar chart of the mean of each named list of repeated measurements (e.g. one accuracy per seed),
+    with one sample standard deviation as error bar (none for a single value) and each value as a
+    dot; ``references`` are drawn as labelled dashed horizontal lines. Returns the axes."""
+    import statistics
+
+    if not values or any(len(v) == 0 for v in values.values()):
+        raise ValueError("plot_seed_bars needs at least one value for each name")
+    names = list(values)
+    means = [sum(values[n]) / len(values[n]) for n in names]
+    errs = [statistics.stdev(values[n]) if len(values[n]) > 1 else 0.0 for n in names]
+    fig, ax = plt.subplots(figsize=(max(5.0, 1.1 * len(names)), 3.5))
+    ax.bar(range(len(names)), means, yerr=errs, capsize=4, color="tab:blue", alpha=0.6)
+    for i, n in enumerate(names):
+        ax.scatter([i] * len(values[n]), values[n], color="black", s=10, zorder=3)
+    for (label, y), style in zip((references or {}).items(), ("--", ":", "-.", (0, (5, 5)))):
+        ax.axhline(y, color="gray", linestyle=style, label=f"{label} {y:.3f}")
+    ax.set_xticks(range(len(names)))
+    ax.set_xticklabels([f"{n}\n({len(values[n])} seed{'s' if len(values[n]) > 1 else ''})" for n in names],
+                       fontsize=8)
+    ax.set_ylabel(ylabel)
+    lows = [min(v) for v in values.values()] + list((references or {}).values())
+    ax.set_ylim(max(0.0, min(lows) - 0.1), None)
+    ax.grid(alpha=0.3, axis="y")
+    if references:
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    return ax
+# --- lr finder (ch1) ---
+
+def plot_lr_find(lrs: Sequence[float], losses: Sequence[float], suggestion: float | None = None):
+    """The learning-rate finder's curve: smoothed training loss against the rate (log axis), with
+    the chosen rate as a dashed vertical line. Returns the axes."""
+    fig, ax = plt.subplots(figsize=(5, 3))
+    ax.plot(lrs, losses)
+    ax.set_xscale("log")
+    ax.set_xlabel("learning rate (log scale)")
+    ax.set_ylabel("training loss (smoothed)")
+    if suggestion is not None:
+        ax.axvline(suggestion, color="tab:red", linestyle="--", label=f"chosen: {suggestion:.2g}")
+        ax.legend(fontsize=8)
+    ax.grid(alpha=0.3, which="both")
     fig.tight_layout()
     return ax

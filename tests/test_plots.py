@@ -1,4 +1,4 @@
-"""helpers.plots: the figures show what their arguments say (MPLBACKEND=Agg)."""
+"""Plots draw what they say (checked on the artists, with the Agg backend)."""
 from __future__ import annotations
 
 import statistics
@@ -10,16 +10,6 @@ matplotlib.use("Agg")
 
 import matplotlib.pyplot as plt  # noqa: E402
 import pytest  # noqa: E402
-"""Plots draw what they say (checked on the artists, with the Agg backend)."""
-from __future__ import annotations
-
-import matplotlib
-
-matplotlib.use("Agg")
-
-import pytest  # noqa: E402
-import matplotlib.pyplot as plt  # noqa: E402
-import pytest  # noqa: E402
 import torch  # noqa: E402
 
 from helpers import plots  # noqa: E402
@@ -27,9 +17,9 @@ from helpers import plots  # noqa: E402
 
 # --- (ch5) ---
 
-def test_plot_mean_spread_bars_are_means_with_stdev_error_bars():
+def test_plot_seed_bars_are_means_with_stdev_error_bars():
     values = {"a": [0.8, 0.9, 0.85], "b": [0.6]}
-    ax = plots.plot_mean_spread(values, references={"baseline": 0.95})
+    ax = plots.plot_seed_bars(values, references={"baseline": 0.95})
     heights = [p.get_height() for p in ax.patches]
     assert heights == pytest.approx([0.85, 0.6])
     bars = next(c for c in ax.containers if isinstance(c, matplotlib.container.BarContainer))
@@ -43,11 +33,11 @@ def test_plot_mean_spread_bars_are_means_with_stdev_error_bars():
     plt.close("all")
 
 
-def test_plot_mean_spread_rejects_empty_input():
+def test_plot_seed_bars_rejects_empty_input():
     with pytest.raises(ValueError):
-        plots.plot_mean_spread({})
+        plots.plot_seed_bars({})
     with pytest.raises(ValueError):
-        plots.plot_mean_spread({"a": []})
+        plots.plot_seed_bars({"a": []})
 # --- unfreezing comparison (ch3) ---
 def test_plot_mean_spread_draws_mean_curves_and_error_bars():
     ax, bx = plots.plot_mean_spread({"a": [[0.5, 0.7], [0.7, 0.9]], "b": [[0.6, 0.6]]})

@@ -716,7 +716,7 @@ assert all(torch.equal(v, baseline_state[k]) for k, v in teacher.state_dict().it
 
 # %%
 references = {"baseline": base_acc, "recalibrated (start)": training.evaluate(recalibrated, test_iter)[1]}
-plots.plot_mean_spread({name: r["test_acc"] for name, r in results.items()}, references=references);
+plots.plot_seed_bars({name: r["test_acc"] for name, r in results.items()}, references=references);
 rows = [C.measure(C.clone(net).cpu(), test_iter, example_batch, method=name) for name, net in
         [("baseline", baseline), ("pruned", pruned), ("recalibrated", recalibrated),
          ("full (seed 0)", results["full"]["net"])]]
