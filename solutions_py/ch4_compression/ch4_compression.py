@@ -1,18 +1,11 @@
 # %% [markdown]
 # # Chapter 4: A compression workflow
 #
-# A fine-tuned model is often too large or too slow for where it must run. A **compression workflow** makes it
-# smaller while keeping its accuracy:
-#
-# 1. a **baseline**, kept intact for every comparison;
-# 2. **compression**: pruning (zero weights), quantization (int8), distillation (imitate the baseline);
-# 3. **fine-tuning after compression**, to recover accuracy;
-# 4. **measurements** of accuracy, size, sparsity and latency, and a **choice** made on the validation set;
-# 5. the **test set, once**, for the model we keep.
-#
-# Each step has a classic mistake that silently produces wrong numbers; a *Common mistake* box shows it where it
-# happens. Everything lives in `helpers.compression` (`C` below). The fast profile uses the mini ResNet (the module
-# names of ResNet-18) on the mini hotdog data.
+# A **compression workflow** makes a fine-tuned model smaller or faster while keeping its accuracy: keep a
+# **baseline** intact; **compress** copies of it (pruning, int8 quantization, distillation); **fine-tune** them;
+# **measure** accuracy, size, sparsity and latency; **choose** on the validation set; report the **test** set once
+# for the model kept. Each step has a classic mistake that silently gives wrong numbers: a *Common mistake* box
+# shows it where it happens. The tools live in `helpers.compression` (`C`).
 
 # %%
 import copy
@@ -86,16 +79,12 @@ assert numel(baseline) == numel(pruned90)  # zeros are still elements
 # > **Common mistake.** Compression ratio = `numel(baseline) / numel(compressed)`. Pruning writes zeros but removes
 # > no element: the ratio is 1.00x whatever the sparsity. **Fix:** count non-zero weights, bytes on disk, latency.
 #
-# On a pruned model `parameters()` even yields `weight_orig`, the *unmasked* weights; the layer uses
-# `weight = weight_orig * weight_mask`.
-#
 # ### Exercise 1 (2 points): `compression_ratio` (seed exercise 4)
 #
-# Comparing combinations of methods needs a ratio that means something. Write `count_nonzero_params(net)`: the
-# number of non-zero parameters **as the model uses them** (for a masked layer count `weight_orig * weight_mask`,
-# never `weight_orig` alone; for every other parameter its non-zero entries). Then
-# `compression_ratio(baseline, compressed)` = non-zero parameters of `baseline` / those of `compressed`. Do not use
-# `C.count_nonzero` (the tests compare with it). Float models only.
+# Write `count_nonzero_params(net)`: the number of non-zero parameters **as the model uses them**: a pruned layer
+# keeps `weight_orig` (unmasked, listed by `parameters()`) and uses `weight_orig * weight_mask`; count the latter.
+# Then `compression_ratio(baseline, compressed)` = non-zero parameters of `baseline` / those of `compressed`. Do not
+# use `C.count_nonzero` (the tests compare with it). Float models only.
 
 # %% nbgrader={"grade": false, "grade_id": "ratio_impl", "locked": false, "schema_version": 3, "solution": true, "task": false}
 def count_nonzero_params(net):
@@ -201,8 +190,7 @@ layer_sizes = {name: m.weight.numel() for name, m in baseline.named_modules() if
 plots.plot_layer_sparsity(C.layer_sparsity(pruned90), layer_sizes, overall=C.sparsity(pruned90));
 
 # %% [markdown]
-# The large late convolutions hold most of the weights, and most of the small ones: they lose almost all of them,
-# while `conv1` and `fc` keep most of theirs.
+# The large late convolutions hold most of the weights, and most of the small ones: they lose almost all.
 #
 # ### How much does pruning cost? Several seeds
 #
@@ -275,11 +263,10 @@ dynamic = C.quantize_dynamic(baseline)  # the call above, on a copy
 print("quantized by quantize_dynamic:", C.quantized_layers(dynamic))
 
 # %% [markdown]
-# **Static** quantization also quantizes activations, with scales measured on a few calibration batches.
-# `C.quantize_static(net, calibration_loader)` does it on a copy, as torchvision's quantizable ResNet does: fuse
-# conv + BatchNorm (+ ReLU), insert quant/dequant stubs, calibrate, convert. `torch.ao.quantization` warns that it
-# is deprecated in favour of **torchao**, whose `quantize_` targets `Linear` layers only; the course keeps both
-# behind `C.quantize_static`, `C.prepare_qat` and `C.convert_qat`. int8 models run **on the CPU only**.
+# **Static** quantization also quantizes activations, with scales measured on calibration batches.
+# `C.quantize_static` does it on a copy, as torchvision's quantizable ResNet does (fuse conv + BatchNorm + ReLU,
+# calibrate, convert), with `torch.ao.quantization` (deprecated in favour of torchao, whose `quantize_` skips
+# convolutions too). int8 models run **on the CPU only**.
 
 # %%
 # NBVAL_CHECK_OUTPUT
@@ -406,13 +393,11 @@ C.print_table([base_row, seq_row])
 
 # %% [markdown] nbgrader={"grade": true, "grade_id": "sequence_answer", "locked": false, "points": 2, "schema_version": 3, "solution": true, "task": false}
 #
-# Pruning first: it needs float weights to rank and a float model to fine-tune; the masked fine-tuning (here with
-# the baseline as teacher) brings the 90 % pruned model from about the accuracy in the sweep back near the
-# baseline, at unchanged sparsity. Quantization last: a converted int8 model has no float parameters, so it can no
-# longer be pruned or trained (QAT would be the only way to fine-tune, and it must happen before conversion); and
-# the int8 scales should be calibrated on the final weights. Zeros stay zero through int8 quantization (symmetric
-# weights, zero point 0), so the sparsity survives. Without fine-tuning the 90 % pruned model loses much of its
-# accuracy (see the sweep: for some seeds down to chance), and quantization adds its own small error on top.
+# Pruning first: it ranks float weights, and the pruned float model can be fine-tuned (masks kept), which brings
+# the 90 % pruned model from the sweep's accuracy (down to chance for some seeds) back near the baseline.
+# Quantization last: an int8 model has no float parameters to prune or train (QAT must happen before conversion),
+# and its scales should be calibrated on the final weights; zeros stay int8 zeros, so sparsity survives. Without
+# fine-tuning, the pruning loss stays and quantization adds its own error on top.
 #
 
 # %% [markdown]
@@ -422,9 +407,9 @@ C.print_table([base_row, seq_row])
 # > `90` instead of `0.9` or a missing key crashes deep inside the run, or silently runs something else. **Fix:**
 # > parse into typed objects and reject what is wrong, saying where and how to fix it.
 #
-# `C.load_config` does that. An entry is one step (`method`, `params`, `finetuning`) or a named chain of `steps`
-# applied in order. `finetuning` after pruning keeps the masks; after quantization it means QAT; for distillation it
-# trains the student (a smaller `student_widths` network from scratch, or the previous step's model).
+# `C.load_config` does that. An entry is one step (`method`, `params`, `finetuning`) or a named chain of `steps`.
+# `finetuning` after quantization means QAT; for distillation it trains the student (a smaller `student_widths`
+# network, or the previous step's model).
 
 # %%
 CONFIG = '''
@@ -521,8 +506,8 @@ rejects({"method": "pruning", "params": {"sparsity": 0.5}, "finetuning": {"epoch
 # %% [markdown]
 # ## 7. Logging
 #
-# A workflow that runs for hours should **log** (timestamps, levels, a file that outlives the notebook) rather than
-# print. `helpers.compression` logs on the logger `"helpers.compression"`; nothing shows until it is configured.
+# A long workflow should **log** (timestamps, levels, a file that outlives the notebook), not print.
+# `helpers.compression` logs on the logger `"helpers.compression"`.
 #
 # ### Exercise 6 (2 points): `setup_logging` (seed exercise 3)
 #
@@ -711,7 +696,5 @@ mb = lambda n: f"{n / 2**20:.1f} MiB"
 print("state dict:", mb(C.serialized_size(full_net, compress=False)), "->", mb(C.serialized_size(full_int8, compress=False)))
 
 # %% [markdown]
-# Measured on an x86 CPU for the 1,000-class ResNet-18 at 224 x 224: the state dict goes from about 46.8 MB to
-# 11.8 MB with static int8, and the latency of a batch of 8 from about 95 ms to 20 ms (a heavily shared 2-core
-# machine: 395 -> 129 ms; the ratio carries over, not the time). The fine-tuned baseline reaches about 0.94 test
-# accuracy (d2l's reference run).
+# Measured on an x86 CPU for the 1,000-class ResNet-18 at 224 x 224: static int8 takes the state dict from
+# 46.8 MB to 11.8 MB, and a batch of 8 from about 95 ms to 20 ms.
