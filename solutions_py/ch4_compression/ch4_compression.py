@@ -420,7 +420,7 @@ compression:
     finetuning: {epochs: 1, lr: 0.001}
   - name: small student (distillation)
     method: distillation
-    params: {temperature: 4.0, alpha: 0.5, student_widths: [8, 16, 32, 64]}
+    params: {temperature: 4.0, alpha: 0.5, student_widths: [16, 16, 32, 64]}
     finetuning: {epochs: 6, lr: 0.1}
 '''
 config = C.cap_epochs(C.load_config(CONFIG), profile)  # profile.epochs(n) for every fine-tuning
