@@ -7,7 +7,7 @@ BIN := $(abspath $(VENV))/bin
 export PATH := $(BIN):$(PATH)
 STAMP := $(VENV)/.installed
 
-.PHONY: setup lab test test-fast bench bench-full clean-data help sync check-notebooks
+.PHONY: setup lab test test-avx2 test-fast bench bench-full clean-data help sync check-notebooks
 help:
 	@echo "make lab | make test | make bench | make release | make demo (see README)"
 
@@ -21,12 +21,31 @@ $(STAMP): requirements.txt pyproject.toml
 
 setup: $(STAMP)
 
+# JupyterLab on the student notebooks, for root too (containers, cloud VMs: Jupyter refuses root
+# without --allow-root) and without a browser (SSH, headless: it says so, and Jupyter prints the URL
+# to open). LAB_ARGS passes more options, e.g. `make lab LAB_ARGS="--port=8890"`.
+LAB_ARGS ?=
 lab: setup
-	$(BIN)/jupyter lab notebooks/
+	@flags="$(LAB_ARGS)"; \
+	if [ "$$(id -u)" = 0 ]; then flags="--allow-root $$flags"; fi; \
+	if ! $(BIN)/python -c "import webbrowser; webbrowser.get()" >/dev/null 2>&1; then \
+	  flags="--no-browser $$flags"; \
+	  echo "[course] No web browser found here: open the http://... URL printed below in a browser"; \
+	  echo "[course] (on a remote machine, tunnel first: ssh -L 8888:localhost:8888 you@host)."; \
+	fi; \
+	exec $(BIN)/jupyter lab $$flags notebooks/
 
 # Unit and end-to-end tests, then every solution notebook re-executed by nbval (fast profile).
+# Then test-avx2: the training/grading-related tests and the solutions once more on oneDNN's AVX2
+# kernels (what an AVX2-only CPU such as an AMD EPYC runs), one thread, so memory corruption aborts.
 test: setup
 	COURSE_PROFILE=fast MPLBACKEND=Agg $(BIN)/python -m pytest -p no:cacheprovider -q tests solutions --nbval-lax
+	$(MAKE) --no-print-directory test-avx2
+
+AVX2_TESTS := tests/test_isa.py tests/test_training.py tests/test_compression.py tests/test_fastpath.py
+test-avx2: setup
+	ONEDNN_MAX_CPU_ISA=AVX2 OMP_NUM_THREADS=1 COURSE_PROFILE=fast MPLBACKEND=Agg \
+	  $(BIN)/python -m pytest -p no:cacheprovider -q $(AVX2_TESTS) solutions --nbval-lax
 
 bench: setup
 	$(BIN)/python benchmarks/bench_training.py

@@ -7,6 +7,7 @@ workflow (``instructor/cli.py``, ``make release|collect|autograde|feedback|expor
 are git-ignored.
 """
 import os
+import sys
 
 c = get_config()  # noqa: F821  (provided by nbgrader)
 
@@ -38,7 +39,7 @@ c.Execute.raise_on_iopub_timeout = True
 c.OverwriteCells.add_missing_cells = True
 
 # Gradebook: SQLite in the course folder by default (git-ignored). When a JupyterHub course
-# outgrows one instructor's machine, use PostgreSQL (pip install psycopg2-binary):
+# outgrows one machine, use PostgreSQL (psycopg 3, in requirements.txt; tested by tests/test_postgres.py):
 # c.CourseDirectory.db_url = "postgresql://nbgrader:PASSWORD@db-host:5432/finetuning"
 c.CourseDirectory.db_url = os.environ.get(
     "NBGRADER_DB_URL", "sqlite:///" + os.path.join(c.CourseDirectory.root, "gradebook.db"))
@@ -49,3 +50,27 @@ c.FileNameCollectorPlugin.named_regexp = r".*/(?P<student_id>[^/_]+)_(?P<file_id
 
 c.ClearSolutions.code_stub = {"python": "# YOUR CODE HERE\nraise NotImplementedError()"}
 c.ClearSolutions.text_stub = "YOUR ANSWER HERE"
+
+# Feedback keeps hidden tests hidden (nbgrader #917): instructor/feedback.py's preprocessor runs
+# between nbgrader's GetGrades and the HTML export. Each graded cell shows its points, pass/fail
+# and failure message (the assertion's text); hidden-test source never reaches the HTML.
+# Full feedback, hidden tests included: `python -m instructor feedback --full` (make feedback FULL=1),
+# i.e. c.HideHiddenTests.full = True.
+from nbconvert.preprocessors import CSSHTMLHeaderPreprocessor  # noqa: E402
+from nbgrader.preprocessors import GetGrades, NbGraderPreprocessor  # noqa: E402
+
+try:
+    from instructor.feedback import HideHiddenTests
+except ImportError:  # nbgrader run by hand in the repository: the instructor package is next to this file
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    try:
+        from instructor.feedback import HideHiddenTests
+    except ImportError as err:  # a copy without instructor/ (e.g. students'): validate works, feedback refuses
+        _why = str(err)
+
+        class HideHiddenTests(NbGraderPreprocessor):
+            def preprocess(self, nb, resources):
+                raise RuntimeError(f"instructor/feedback.py cannot be imported ({_why}): refusing to write "
+                                   "feedback that would show the hidden tests")
+
+c.GenerateFeedback.preprocessors = [GetGrades, HideHiddenTests, CSSHTMLHeaderPreprocessor]

@@ -1,4 +1,4 @@
-"""Time to autograde one student's whole course in the fast profile on 2 cores (goal: < 60 s).
+"""Time to autograde one student's whole course in the fast profile on 2 cores (goal: < 45 s).
 
 On a temporary copy of the course: release every chapter, submit the solutions as one student,
 then time ``instructor/cli.py autograde --student bench`` (one nbgrader run: kernel start-up,
@@ -18,7 +18,7 @@ sys.path.insert(0, str(REPO))
 
 from instructor.cli import Course, cmd_autograde, cmd_release, grade_table  # noqa: E402
 
-GOAL_S = 60.0
+GOAL_S = 45.0
 
 
 def main() -> int:

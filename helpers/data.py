@@ -22,12 +22,31 @@ class ImageReadError(OSError):
     """An image file is truncated, corrupt or not an image; the message names it."""
 
 
+def _to_8bit(im: Image.Image) -> Image.Image:
+    """16-bit (``I;16*``) and 32-bit integer (``I``) grayscale scaled to 8 bits (``L``): Pillow's own
+    ``convert("RGB")`` clips them at 255, so a mid-gray 16-bit image comes out almost white.
+    ``I`` images holding 16-bit data (older Pillow) are scaled as 16-bit; 8-bit-range ones kept."""
+    import numpy as np
+
+    a = np.asarray(im)
+    if im.mode == "F":
+        scaled = a.clip(0, 255) if a.max(initial=0) > 1 else a.clip(0, 1) * 255
+    else:
+        a = a.astype(np.float64)
+        wide = im.mode.startswith("I;16") or a.max(initial=0) > 255
+        scaled = (a / 257.0 if wide else a).clip(0, 255)
+    return Image.fromarray(np.round(scaled).astype(np.uint8), "L")
+
+
 def load_rgb(path: str | Path) -> Image.Image:
-    """Open an image as RGB: grayscale, palette, CMYK and RGBA (composited on white) are converted;
-    a truncated or unreadable file raises :class:`ImageReadError` naming the file."""
+    """Open an image as RGB: grayscale (8- and 16-bit: ``I;16`` is scaled to 8 bits), palette, CMYK
+    and RGBA (composited on white) are converted; a truncated, empty or unreadable file raises
+    :class:`ImageReadError` naming the file."""
     try:
         with Image.open(path) as im:
             im.load()
+            if im.mode.startswith("I") or im.mode == "F":
+                return _to_8bit(im).convert("RGB")
             if im.mode in ("RGBA", "LA", "PA") or (im.mode == "P" and "transparency" in im.info):
                 rgba = im.convert("RGBA")
                 background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))

@@ -36,7 +36,7 @@ from torch.nn import functional as F
 from torchvision.io import ImageReadMode, decode_jpeg
 from torchvision.transforms.v2 import functional as TF
 
-from helpers.data import IMAGENET_MEAN, IMAGENET_STD, load_rgb
+from helpers.data import IMAGENET_MEAN, IMAGENET_STD, ImageReadError, load_rgb
 from helpers.profile import Profile
 
 IMG_EXTENSIONS = (".jpg", ".jpeg", ".png", ".ppm", ".bmp", ".pgm", ".tif", ".tiff", ".webp", ".gif")
@@ -51,8 +51,14 @@ def read_rgb(path: str | Path) -> torch.Tensor:
     """Decode one image file to a (3, H, W) uint8 RGB tensor. JPEGs (grayscale and CMYK ones
     included) are decoded by ``torchvision.io.decode_jpeg``; other formats go through
     :func:`helpers.data.load_rgb` (RGBA/LA/palette composited on white; torchvision 0.29's
-    ``RGB_ALPHA`` mode garbles palette PNGs). A broken file raises :class:`ImageReadError`."""
-    data = torchvision.io.read_file(str(path))
+    ``RGB_ALPHA`` mode garbles palette PNGs; 16-bit grayscale is scaled to 8 bits). A broken,
+    empty or unreadable file raises :class:`ImageReadError` naming it."""
+    try:
+        data = torchvision.io.read_file(str(path))
+    except RuntimeError as err:  # torchvision's own message does not always name the file
+        raise ImageReadError(f"cannot read image {path}: {err}. Replace or delete this file.") from err
+    if data.numel() == 0:
+        raise ImageReadError(f"cannot read image {path}: the file is empty. Replace or delete this file.")
     if data[:2].tolist() == [0xFF, 0xD8]:  # JPEG
         try:
             return decode_jpeg(data, mode=ImageReadMode.RGB)

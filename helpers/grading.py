@@ -20,7 +20,12 @@ def force_fast_profile() -> None:
 
 
 def tiny_net(num_classes: int = 2, seed: int = 0) -> nn.Module:
-    """A tiny ResNet with torchvision ResNet-18's module names, for quick checks."""
+    """A tiny ResNet with torchvision ResNet-18's module names, for quick checks.
+
+    Its layer2 downsample is a 1x1 stride-2 convolution with 4 input channels: the shape whose NHWC
+    backward corrupts memory in oneDNN's AVX2 kernels (uxlfoundation/oneDNN#6035). The widths stay
+    (hidden tests count its parameters); :func:`helpers.training.train` keeps CPU batches NCHW, and
+    ``tests/test_isa.py`` runs this net through the course's path on the AVX2 kernels."""
     torch.manual_seed(seed)
     return MiniResNet(num_classes, widths=(4, 8, 8, 16))
 

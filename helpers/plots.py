@@ -77,6 +77,52 @@ def plot_tradeoff(rows: Sequence[Mapping[str, Any]], x: str, y: str = "accuracy"
     return ax
 
 
+# --- lr finder (ch1) ---
+
+def plot_lr_find(lrs: Sequence[float], losses: Sequence[float], suggestion: float | None = None):
+    """The learning-rate finder's curve: smoothed training loss against the rate (log axis), with
+    the chosen rate as a dashed vertical line. Returns the axes."""
+    fig, ax = plt.subplots(figsize=(5, 3))
+    ax.plot(lrs, losses)
+    ax.set_xscale("log")
+    ax.set_xlabel("learning rate (log scale)")
+    ax.set_ylabel("training loss (smoothed)")
+    if suggestion is not None:
+        ax.axvline(suggestion, color="tab:red", linestyle="--", label=f"chosen: {suggestion:.2g}")
+        ax.legend(fontsize=8)
+    ax.grid(alpha=0.3, which="both")
+    fig.tight_layout()
+    return ax
+# --- unfreezing comparison (ch3) ---
+def plot_mean_spread(runs: Mapping[str, Sequence[Sequence[float]]], ylabel: str = "validation accuracy"):
+    """Repeated runs (e.g. seeds) of several methods: ``{method: [curve per run]}``, each curve one
+    value per epoch. Left: the mean curve of each method with a band of ± one standard deviation;
+    right: the mean of the last epoch as a bar with a ± one standard deviation error bar. Returns the axes."""
+    import numpy as np
+
+    fig, (ax, bx) = plt.subplots(1, 2, figsize=(9, 3.2), gridspec_kw={"width_ratios": [3, 2]})
+    finals, errs = [], []
+    for name, curves in runs.items():
+        a = np.asarray(curves, dtype=float)
+        mean, std = a.mean(0), a.std(0)
+        x = np.arange(1, a.shape[1] + 1)
+        ax.plot(x, mean, marker="o", label=f"{name} (n={len(a)})")
+        ax.fill_between(x, mean - std, mean + std, alpha=0.2)
+        finals.append(mean[-1])
+        errs.append(std[-1])
+    ax.set_xlabel("epoch")
+    ax.set_ylabel(ylabel)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    bx.bar(range(len(finals)), finals, yerr=errs, capsize=6, color=[f"C{i}" for i in range(len(finals))])
+    bx.set_xticks(range(len(finals)), list(runs), fontsize=8)
+    bx.set_ylim(min(f - e for f, e in zip(finals, errs)) - 0.05, max(f + e for f, e in zip(finals, errs)) + 0.03)
+    bx.set_title("last epoch, mean ± std", fontsize=9)
+    bx.grid(alpha=0.3, axis="y")
+    fig.tight_layout()
+    return ax, bx
+
+
 # --- (ch4) ---
 def mean_std(values: Sequence[float]) -> tuple[float, float]:
     """Mean and sample standard deviation (0 for a single value) of repeated measurements."""

@@ -109,7 +109,7 @@ def setup(name: str | None = None, seed: int | None = 0) -> Profile:
     profile = get_profile(name)
     if seed is not None:
         seed_everything(seed)
-    if profile.fast:
+    if profile.fast and not os.environ.get("OMP_NUM_THREADS"):  # an explicit setting wins (CI's AVX2 leg)
         torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
     print(f"[course] {profile}")
     return profile

@@ -13,6 +13,7 @@ import math
 import os
 import tempfile
 import time
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping, Protocol
@@ -148,17 +149,53 @@ def _amp(device: torch.device, amp: bool) -> contextlib.AbstractContextManager:
 
 
 def _batch_to(X: torch.Tensor, device: torch.device, channels_last: bool) -> torch.Tensor:
+    """``X`` on ``device``; 4-D batches NHWC on CUDA when ``channels_last``, NCHW everywhere else.
+
+    Never NHWC on the CPU: oneDNN's AVX2 1x1-convolution backward (a stride-2 downsample whose
+    input has fewer channels than its block of 8, as in :func:`helpers.grading.tiny_net`) writes
+    past its workspace for NHWC inputs (uxlfoundation/oneDNN#6035): heap corruption on every
+    AVX2-only x86 CPU. NCHW (blocked) inputs take another kernel; see ``tests/test_isa.py``."""
     X = X.to(device, non_blocking=True)
-    if channels_last and X.dim() == 4:
-        X = X.contiguous(memory_format=torch.channels_last)
+    if X.dim() == 4:
+        if channels_last and device.type == "cuda":
+            X = X.contiguous(memory_format=torch.channels_last)
+        elif device.type == "cpu":
+            X = X.contiguous()  # NCHW, also when the loader yields channels_last batches
     return X
+
+
+def _check_device(net: nn.Module, device: torch.device | str | None) -> torch.device:
+    """The device to run on: the model's (where its parameters are). An explicit ``device`` must be
+    that one: the helpers never move a caller's model."""
+    here = _device_of(net)
+    if device is None:
+        return here
+    device = torch.device(device)
+    if device.type != here.type or (device.index is not None and here.index is not None
+                                    and device.index != here.index):
+        raise ValueError(f"the model is on {here} but device={device}: move it once, where you build it "
+                         f"(`net = net.to(profile.device)`), and leave device=None")
+    return here
+
+
+def _check_cpu_layout(net: nn.Module, device: torch.device) -> None:
+    """Refuse channels_last convolution weights on the CPU: they make the convolutions run NHWC
+    whatever the batch layout (see :func:`_batch_to` for why that is unsafe)."""
+    if device.type != "cpu":
+        return
+    for name, p in net.named_parameters():
+        if p.dim() == 4 and not p.is_contiguous() and p.is_contiguous(memory_format=torch.channels_last):
+            raise ValueError(f"{name} is in the channels_last layout: on the CPU that runs a oneDNN kernel "
+                             "that corrupts memory on AVX2 CPUs; use "
+                             "`net.to(memory_format=torch.contiguous_format)` (channels_last is for CUDA)")
 
 
 def evaluate(net: nn.Module, data_iter: Iterable, device: torch.device | str | None = None,
              amp: bool = False, channels_last: bool = True) -> tuple[float, float]:
-    """Mean cross-entropy loss and accuracy of ``net`` on ``data_iter`` (eval mode, no autograd;
-    ``amp``: bf16 autocast on CUDA; ``channels_last``: NHWC batches, as in :func:`train`)."""
-    device = torch.device(device) if device is not None else _device_of(net)
+    """Mean cross-entropy loss and accuracy of ``net`` on ``data_iter`` (eval mode, no autograd),
+    on the model's device (the batches are moved there; the model is never moved).
+    ``amp``: bf16 autocast on CUDA; ``channels_last``: NHWC batches on CUDA, as in :func:`train`."""
+    device = _check_device(net, device)
     was_training = net.training
     net.eval()
     loss_sum, correct, n = 0.0, 0, 0
@@ -218,16 +255,19 @@ def train(net: nn.Module, train_iter: Iterable, valid_iter: Iterable | None,
     stepped each epoch with the validation accuracy (use ``mode="max"``). With ``restore_best`` the
     weights of the epoch with the best validation accuracy are loaded back at the end (and written to
     ``checkpoint_path`` atomically, if given) instead of returning the last epoch's.
-    ``channels_last`` (on by default) passes each 4-D batch in the channels_last memory format, so
-    the convolutions run in NHWC: same results, 15-25 % less time per step on 2 CPU cores (mini
-    ResNet and ResNet-18), the layout tensor cores want on CUDA. The model's parameters keep their
-    layout, so ``p.view(-1)`` and ``parameters_to_vector`` still work on them. ``amp`` (opt-in) runs
-    forward and loss under bf16 autocast on CUDA (a no-op elsewhere).
+    Training runs where the model is: move it once, where you build it, to ``profile.device``
+    (``net = models.finetune_net(profile).to(profile.device)``); batches are moved there, the model
+    never is (an explicit ``device`` must be the model's). ``channels_last`` (on by default) passes
+    each 4-D batch to CUDA in the channels_last memory format (NHWC, the layout tensor cores want).
+    On the CPU batches always go NCHW: oneDNN's AVX2 kernels corrupt memory on some NHWC
+    convolutions (see ``_batch_to``), and NHWC saved only ~1.2x there. The model's parameters keep
+    their layout, so ``p.view(-1)`` and ``parameters_to_vector`` still work on them. ``amp``
+    (opt-in) runs forward and loss under bf16 autocast on CUDA (a no-op elsewhere).
     """
     if scheduler_interval not in ("epoch", "batch"):
         raise ValueError("scheduler_interval must be 'epoch' or 'batch'")
-    device = torch.device(device) if device is not None else _device_of(net)
-    net.to(device)
+    device = _check_device(net, device)
+    _check_cpu_layout(net, device)
     loss = loss if loss is not None else nn.CrossEntropyLoss()
     needs_inputs = getattr(loss, "needs_inputs", False)
     plateau = isinstance(scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau)
@@ -280,4 +320,128 @@ def train(net: nn.Module, train_iter: Iterable, valid_iter: Iterable | None,
     bar.close()
     if restore_best and best_state is not None:
         net.load_state_dict(best_state)
+    return history
+
+
+# --- lr finder (ch1) ---
+
+def _optimizer_on_copy(original: nn.Module, copy_: nn.Module,
+                       optimizer: torch.optim.Optimizer | Callable[[nn.Module], torch.optim.Optimizer]
+                       ) -> torch.optim.Optimizer:
+    """``optimizer`` rebuilt on ``copy_`` (same class, groups and settings, fresh state), or
+    ``optimizer(copy_)`` when it is a factory."""
+    if not isinstance(optimizer, torch.optim.Optimizer):
+        return optimizer(copy_)
+    names = {id(p): n for n, p in original.named_parameters()}
+    params = dict(copy_.named_parameters())
+    groups = []
+    for g in optimizer.param_groups:
+        missing = [p for p in g["params"] if id(p) not in names]
+        if missing:
+            raise ValueError("the optimizer holds parameters that are not the network's: build it "
+                             "from this network's parameters, or pass a factory `lambda net: ...`")
+        groups.append({**{k: v for k, v in g.items() if k != "params"},
+                       "params": [params[names[id(p)]] for p in g["params"]]})
+    return type(optimizer)(groups, **optimizer.defaults)
+
+
+def lr_find(net: nn.Module, train_iter: Iterable,
+            optimizer: torch.optim.Optimizer | Callable[[nn.Module], torch.optim.Optimizer],
+            start_lr: float = 1e-5, end_lr: float = 10.0, num_steps: int | None = None, *,
+            loss: nn.Module | None = None, smooth: float = 0.8, diverge: float = 4.0,
+            freeze_bn_stats: bool = True, device: torch.device | str | None = None,
+            channels_last: bool = True) -> tuple[list[float], list[float]]:
+    """Learning-rate finder (L. Smith's range test, fastai's ``lr_find``): ``(lrs, losses)``.
+
+    Trains a *copy* of ``net`` for at most one epoch of ``train_iter`` (``num_steps`` batches,
+    default: all of them) while the rate grows geometrically from ``start_lr`` to ``end_lr``, one
+    step per batch, and records the training loss of each step, smoothed (exponential moving
+    average with factor ``smooth``, bias-corrected). Stops early when the loss diverges: not
+    finite, or above ``diverge`` times its smallest smoothed value. ``net`` (weights, BatchNorm
+    statistics, device), the optimizer passed in and the global torch random state are left as
+    they were, so the runs after a finder are the same as without it.
+
+    ``optimizer`` is either an optimizer of ``net`` (its class, groups and settings are rebuilt on
+    the copy) or a factory ``lambda copy: torch.optim.SGD(...)``. With several groups the ratios of
+    their rates are kept: ``lrs`` are the rates of the group with the largest one (e.g. the head).
+    """
+    if not 0 < start_lr < end_lr:
+        raise ValueError(f"need 0 < start_lr < end_lr, got {start_lr} and {end_lr}")
+    steps = len(train_iter) if num_steps is None else min(num_steps, len(train_iter))  # type: ignore[arg-type]
+    if steps < 1:
+        raise ValueError("the finder needs at least one batch: train_iter is empty")
+    if steps < 10 and (num_steps is None or num_steps > steps):
+        warnings.warn(f"the learning-rate finder gets only {steps} step(s) from one epoch: its curve says "
+                      "little; use smaller batches", stacklevel=2)
+    device = torch.device(device) if device is not None else _device_of(net)
+    loss = loss if loss is not None else nn.CrossEntropyLoss()
+    model = copy.deepcopy(net).to(device)
+    opt = _optimizer_on_copy(net, model, optimizer)
+    top = max(g["lr"] for g in opt.param_groups)
+    ratios = [g["lr"] / top if top > 0 else 1.0 for g in opt.param_groups]
+    gamma = (end_lr / start_lr) ** (1 / max(1, steps - 1))
+    model.train()
+    if freeze_bn_stats:
+        freeze_frozen_batchnorm(model)
+    lrs: list[float] = []
+    losses: list[float] = []
+    avg, best = 0.0, math.inf
+    with torch.random.fork_rng(devices=[]):
+        for step, (X, y) in enumerate(train_iter):
+            if step >= steps:
+                break
+            lr = start_lr * gamma ** step
+            for g, r in zip(opt.param_groups, ratios):
+                g["lr"] = lr * r
+            X, y = _batch_to(X, device, channels_last), y.to(device)
+            l = loss(model(X), y)
+            opt.zero_grad(set_to_none=True)
+            l.backward()
+            opt.step()
+            value = l.item()
+            if not math.isfinite(value):
+                break
+            avg = smooth * avg + (1 - smooth) * value
+            smoothed = avg / (1 - smooth ** (step + 1))
+            lrs.append(lr)
+            losses.append(smoothed)
+            best = min(best, smoothed)
+            if smoothed > diverge * best:
+                break
+    return lrs, losses
+# --- unfreezing comparison (ch3) ---
+def fine_tune(net: nn.Module, train_iter: Iterable, valid_iter: Iterable | None,
+              groups: list[dict[str, Any]], lr: float, num_epochs: int, *, freeze_epochs: int = 1,
+              lr_div: float = 100.0, momentum: float = 0.9, **train_kwargs: Any) -> History:
+    """fastai's ``fine_tune`` with SGD: ``freeze_epochs`` on the last group (the head) alone at ``lr``,
+    then every group trainable for the remaining epochs, with rates spread geometrically from
+    ``lr / 2 / lr_div`` (first group) to ``lr / 2`` (head), like fastai's ``slice(lr/100, lr)`` after
+    its halving of ``lr``. Each phase has its own optimizer and its own warmup (half an epoch) +
+    cosine schedule, stepped per batch: the learning rate warms up again when the body is unfrozen.
+
+    ``groups`` are optimizer parameter groups, input to output (e.g. ``models.param_groups``: their
+    ``lr`` is replaced). Returns one :class:`History` over all ``num_epochs`` (fewer than
+    ``freeze_epochs + 1`` epochs: the head phase only)."""
+    if not groups or freeze_epochs < 1:
+        raise ValueError("need at least one parameter group and freeze_epochs >= 1")
+    steps, n = len(train_iter), len(groups)  # type: ignore[arg-type]
+
+    def phase(lrs: list[float], epochs: int) -> History:
+        opt = torch.optim.SGD([{**g, "lr": r} for g, r in zip(groups, lrs)], momentum=momentum)
+        sched = warmup_cosine(opt, steps // 2, epochs * steps)
+        return train(net, train_iter, valid_iter, opt, epochs, scheduler=sched, scheduler_interval="batch",
+                     **train_kwargs)
+
+    for i, g in enumerate(groups):  # the head alone first
+        for p in g["params"]:
+            p.requires_grad_(i == n - 1)
+    history = phase([lr] * n, min(freeze_epochs, num_epochs))
+    rest = num_epochs - freeze_epochs
+    if rest > 0:
+        for g in groups:
+            for p in g["params"]:
+                p.requires_grad_(True)
+        spread = [lr / 2 * lr_div ** (-(n - 1 - i) / max(1, n - 1)) for i in range(n)]
+        for row in phase(spread, rest).rows:
+            history.rows.append({**row, "epoch": row["epoch"] + freeze_epochs})
     return history

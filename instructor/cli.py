@@ -6,8 +6,8 @@ Every command runs nbgrader in the course folder (``--course``, default: this re
     python -m instructor release [ASSIGNMENT ...]         # solutions/ -> notebooks/ (+ gradebook)
     python -m instructor collect FOLDER                    # FOLDER/<student>/<assignment>/*.ipynb -> submitted/
     python -m instructor collect --zip ASSIGNMENT FILE...  # LMS downloads / zips -> nbgrader zip_collect
-    python -m instructor autograde [ASSIGNMENT ...] [--student ID] [--force] [--timeout S]
-    python -m instructor feedback [ASSIGNMENT ...] [--student ID] [--release]
+    python -m instructor autograde [ASSIGNMENT ...] [--student ID | --students a,b,@FILE] [--jobs N] [--force] [--timeout S]
+    python -m instructor feedback [ASSIGNMENT ...] [--student ID] [--release] [--full]
     python -m instructor export [--to grades.csv]
     python -m instructor demo [--workdir DIR]               # the headless main job
 
@@ -34,6 +34,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
+if str(REPO) not in sys.path:  # run as a script (python instructor/cli.py): the package is importable
+    sys.path.insert(0, str(REPO))
 BIN = Path(sys.executable).parent  # nbgrader calls `alembic` etc. by name: keep the venv on PATH
 
 
@@ -107,10 +109,17 @@ class Course:
         return sorted(p.stem for p in folder.glob("*.ipynb"))
 
     # -- running nbgrader ----------------------------------------------------------------------
-    def nbgrader(self, *args: str, timeout: float | None = None, quiet: bool = True) -> subprocess.CompletedProcess:
+    def nbgrader(self, *args: str, timeout: float | None = None, quiet: bool = True,
+                 threads: int | None = None) -> subprocess.CompletedProcess:
         """Run ``nbgrader ARGS`` in the course folder (its own process group, so a timeout kills the
-        kernels it started too). Returns the completed process (stdout+stderr in ``.stdout``)."""
+        kernels it started too). ``threads`` caps the kernels' torch/OpenMP threads (parallel grading
+        splits the cores between the jobs instead of oversubscribing them). Returns the completed
+        process (stdout+stderr in ``.stdout``)."""
         env = dict(os.environ, PATH=f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}", COURSE_PROFILE="fast")
+        if threads is not None:
+            env["OMP_NUM_THREADS"] = str(threads)  # helpers.setup() respects it
+        # nbgrader_config.py imports instructor.feedback (the feedback preprocessor): keep it importable
+        env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO), os.environ.get("PYTHONPATH")) if p)
         env.setdefault("MPLBACKEND", "Agg")
         cmd = [sys.executable, "-m", "nbgrader", *args]
         proc = subprocess.Popen(cmd, cwd=self.root, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
@@ -279,19 +288,37 @@ def _graded(course: Course, student: str, assignment: str, since: float) -> bool
                                for n in names)
 
 
-def cmd_autograde(course: Course, assignments: list[str] | None = None, student: str | None = None,
-                  force: bool = False, timeout: int | None = None, batch_timeout: float | None = None) -> int:
-    """``nbgrader autograde`` over submitted/: all students (or one), all assignments (or some).
+def default_jobs() -> int:
+    """Cores this process may use (the default number of students graded at once)."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
 
-    nbgrader's own per-cell timeout interrupts a cell that never ends and grades the rest of the
-    notebook; on top of that a wall-clock limit per notebook stops a student whose kernel cannot be
-    interrupted, and the batch goes on with the others."""
+
+def cmd_autograde(course: Course, assignments: list[str] | None = None, student: str | None = None,
+                  force: bool = False, timeout: int | None = None, batch_timeout: float | None = None,
+                  jobs: int | None = None, students_list: list[str] | None = None) -> int:
+    """``nbgrader autograde`` over submitted/: all students (or one, or a list), all assignments (or some).
+
+    ``jobs`` > 1 (default: the number of cores) grades that many students at once, each in its own
+    nbgrader process (:func:`_autograde_parallel`); ``jobs`` = 1 runs one nbgrader process for the
+    whole batch. nbgrader's own per-cell timeout interrupts a cell that never ends and grades the rest
+    of the notebook; on top of that a wall-clock limit per notebook stops a student whose kernel cannot
+    be interrupted, and the batch goes on with the others."""
+    jobs = default_jobs() if jobs is None else jobs
+    if jobs < 1:
+        raise SystemExit(f"--jobs must be at least 1 (got {jobs})")
     wanted = assignments or course.assignments()
     students = sorted(p.name for p in course.submitted.glob("*") if p.is_dir()) if course.submitted.is_dir() else []
     if student:
         students = [s for s in students if s == student]
         if not students:
             course.problem(f"no submission from student {student!r} in {course.submitted}")
+            return 1
+    if students_list is not None:  # this grader's share of the class (several grading machines)
+        unknown = sorted(set(students_list) - set(students))
+        for s in unknown:
+            course.problem(f"no submission from student {s!r} in {course.submitted}")
+        students = [s for s in students if s in set(students_list)]
+        if not students:
             return 1
     bad = check_submissions(course, students, wanted)
     # unreadable notebooks go to nbgrader too: it fails them alone (score 0) and grades the rest
@@ -317,6 +344,9 @@ def cmd_autograde(course: Course, assignments: list[str] | None = None, student:
     started = time.time()
     excluded: set[str] = set()
     todo = list(pairs)
+    if jobs > 1 and len({s for s, _ in pairs}) > 1:
+        _autograde_parallel(course, pairs, extra, force, per_notebook, jobs, bad, started)
+        todo = []
     while todo:
         run_students = sorted({s for s, _ in todo} - excluded)
         run_assignments = sorted({a for _, a in todo})
@@ -364,19 +394,112 @@ def cmd_autograde(course: Course, assignments: list[str] | None = None, student:
     for s, a in pairs:
         if _graded(course, s, a, started - 1):
             print(f"graded {s}/{a}")
+    audit(course, pairs)
     print(f"autograde: {len(pairs)} submission(s) in {time.time() - started:.1f} s, "
           f"{len(course.problems)} problem(s)")
     return 1 if course.problems else 0
 
 
+def audit(course: Course, pairs: list[tuple[str, str]]) -> dict:
+    """The suspicious-code report (instructor/audit.py) for the submissions of ``pairs``: printed as
+    ``SUSPICIOUS`` lines and merged into ``autograde_audit.json`` in the course folder."""
+    from instructor.audit import audit_submissions, write_report
+
+    report = audit_submissions(course.submitted, pairs)
+    flagged = {k: v for k, v in report.items() if v}
+    for key, found in flagged.items():
+        for f in found:
+            print(f"SUSPICIOUS {key} [{f.cell}, line {f.line}]: {f.what}")
+    write_report(report, course.root / "autograde_audit.json")
+    print(f"audit: {len(report)} notebook(s) read, {len(flagged)} with suspicious code to review by hand"
+          + (" (autograde_audit.json)" if flagged else ""))
+    return flagged
+
+
+def _autograde_parallel(course: Course, pairs: list[tuple[str, str]], extra: list[str], force: bool,
+                        per_notebook: float, jobs: int, bad: dict, started: float) -> None:
+    """Grade students concurrently, ``jobs`` at a time, one nbgrader process per student (its own
+    kernels, its own gradebook session: no state shared between students). A student whose nbgrader
+    fails on the gradebook (SQLite: ``database is locked`` after the busy timeout), whose graded
+    submission is missing from the gradebook, or whose cell hit the per-cell timeout while sharing
+    the cores, is graded again alone once the others are done (the same result as a serial run)."""
+    from concurrent.futures import ThreadPoolExecutor, as_completed
+
+    from nbgrader.api import Gradebook
+
+    course_id = course.config.CourseDirectory.get("course_id") or "default_course"
+    with Gradebook(course.db_url, course_id):  # create tables / the course row once, before the writers
+        pass
+    by_student: dict[str, list[str]] = {}
+    for s, a in pairs:
+        by_student.setdefault(s, []).append(a)
+
+    def grade(s: str) -> tuple[str, subprocess.CompletedProcess, float]:
+        names = by_student[s]
+        args = ["autograde", names[0] if len(names) == 1 else "*", f"--student={s}", *extra]
+        t0 = time.time()
+        r = course.nbgrader(*(args + (["--force"] if force else [])), timeout=per_notebook * len(names),
+                            threads=threads)
+        return s, r, time.time() - t0
+
+    def settle(s: str, r: subprocess.CompletedProcess, seconds: float, retry: list[str] | None) -> None:
+        lost = [a for a in by_student[s] if not _graded(course, s, a, started - 1)]
+        print(f"autograde {s}: nbgrader ran {seconds:.1f} s" + (f", {len(lost)} not graded" if lost else ""),
+              flush=True)
+        if not lost:
+            return
+        if getattr(r, "timed_out", False):
+            course.problem(f"{s}/{lost[0]}: grading took longer than {per_notebook * len(by_student[s]):.0f} s "
+                           "and was stopped; the other students are graded")
+            for a in lost:
+                shutil.rmtree(course.autograded / s / a, ignore_errors=True)
+            return
+        # the gradebook refused a write, or a kernel starved of CPU by the other jobs missed the per-cell
+        # timeout: grade this student again alone, after the others
+        if retry is not None and re.search(r"database is locked|OperationalError|could not serialize|"
+                                           r"Timeout waiting for execute reply|Kernel died", r.stdout):
+            retry.append(s)
+            return
+        for a in lost:
+            if (s, a) not in bad:
+                course.problem(f"{s}/{a}: nbgrader could not grade it (see the log below); it scores 0")
+        log = [ln for ln in r.stdout.splitlines() if "| ERROR]" in ln]
+        if log:
+            print("  nbgrader log (errors):\n" + "\n".join("    " + ln for ln in log[-10:]))
+
+    threads = max(1, default_jobs() // min(jobs, len(by_student)))  # each job gets its share of the cores
+    retry: list[str] = []
+    with ThreadPoolExecutor(max_workers=min(jobs, len(by_student))) as pool:
+        for fut in as_completed([pool.submit(grade, s) for s in sorted(by_student)]):
+            settle(*fut.result(), retry)
+    # nothing lost: every notebook graded on disk has its submission in the gradebook
+    from nbgrader.api import MissingEntry
+
+    with Gradebook(course.db_url, course_id) as gb:
+        for s, a in pairs:
+            if s in retry or not _graded(course, s, a, started - 1):
+                continue
+            try:
+                gb.find_submission(a, s)
+            except MissingEntry:
+                retry.append(s)
+    for s in sorted(set(retry)):  # one writer: what the gradebook refused under contention
+        print(f"autograde {s}: gradebook busy or incomplete, or a cell timed out under load: graded again alone",
+              flush=True)
+        force = True
+        settle(*grade(s), None)
+
+
 def cmd_feedback(course: Course, assignments: list[str] | None = None, student: str | None = None,
-                 release: bool = False) -> int:
+                 release: bool = False, full: bool = False) -> int:
     """``nbgrader generate_feedback`` (HTML in feedback/<student>/<assignment>/), optionally
-    ``nbgrader release_feedback`` (needs an exchange, i.e. JupyterHub)."""
+    ``nbgrader release_feedback`` (needs an exchange, i.e. JupyterHub). Hidden tests are kept out of
+    the feedback (instructor/feedback.py); ``full`` releases them too."""
     for a in assignments or course.assignments():
         if not any(course.autograded.glob(f"*/{a}/*.ipynb")):
             continue
         args = ["generate_feedback", a, "--force"] + ([f"--student={student}"] if student else [])
+        args += ["--HideHiddenTests.full=True"] if full else []
         r = course.nbgrader(*args)
         if r.returncode != 0:
             course.problem(f"generate_feedback {a} failed:\n{r.stdout[-2000:]}")
@@ -498,6 +621,25 @@ def cmd_demo(course: Course, workdir: Path | None = None, keep: bool = False) ->
 # ---------------------------------------------------------------------------------------------
 
 
+def parse_students(value: str | None) -> list[str] | None:
+    """``a,b,c`` or ``@file`` (one student id a line, ``#`` comments) -> the list; ``None`` -> ``None``."""
+    if value is None:
+        return None
+    if value.startswith("@"):
+        path = Path(value[1:])
+        try:
+            lines = path.read_text(encoding="utf-8").splitlines()
+        except OSError as err:
+            raise SystemExit(f"--students {value}: cannot read {path} ({err.strerror})")
+        ids = [ln.split("#", 1)[0].strip() for ln in lines]
+    else:
+        ids = [s.strip() for s in value.split(",")]
+    ids = [s for s in ids if s]
+    if not ids:
+        raise SystemExit(f"--students {value}: no student id given")
+    return ids
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -515,10 +657,15 @@ def main(argv: list[str] | None = None) -> int:
     s.add_argument("--force", action="store_true", help="regrade submissions already autograded")
     s.add_argument("--timeout", type=int, help="seconds per cell (default: nbgrader_config.py)")
     s.add_argument("--batch-timeout", type=float, help="seconds per notebook before a student is stopped (900)")
+    s.add_argument("--jobs", "-j", type=int, default=None,
+                   help="students graded at once, each in its own nbgrader process (default: the number of cores)")
+    s.add_argument("--students", help="grade only these students: a comma-separated list, or @FILE with one id "
+                                      "a line (split a class across grading machines)")
     s = sub.add_parser("feedback", help="nbgrader generate_feedback (HTML), --release: release_feedback")
     s.add_argument("assignments", nargs="*")
     s.add_argument("--student")
     s.add_argument("--release", action="store_true")
+    s.add_argument("--full", action="store_true", help="full feedback: hidden tests included (off by default)")
     s = sub.add_parser("export", help="nbgrader export to CSV and print the grade table")
     s.add_argument("--to", default="grades.csv")
     s = sub.add_parser("table", help="print the grade table from the gradebook")
@@ -532,9 +679,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.cmd == "collect":
         return cmd_collect(course, args.source.resolve(), args.zip, args.force)
     if args.cmd == "autograde":
-        return cmd_autograde(course, args.assignments, args.student, args.force, args.timeout, args.batch_timeout)
+        return cmd_autograde(course, args.assignments, args.student, args.force, args.timeout, args.batch_timeout,
+                             args.jobs, parse_students(args.students))
     if args.cmd == "feedback":
-        return cmd_feedback(course, args.assignments, args.student, args.release)
+        return cmd_feedback(course, args.assignments, args.student, args.release, args.full)
     if args.cmd == "export":
         return cmd_export(course, args.to)
     if args.cmd == "table":

@@ -3,17 +3,19 @@
 #   make release                      solutions/ -> notebooks/ (nbgrader generate_assignment --force)
 #   make collect FROM=downloads/      FROM/<student>/<assignment>/*.ipynb -> submitted/ (checked)
 #   make collect FROM=lms/ ZIP=ch1_basics   LMS files/zips <student>_<notebook>.ipynb -> nbgrader zip_collect
-#   make autograde [STUDENT=id] [ASSIGNMENTS="ch1_basics ..."] [FORCE=1]
-#   make feedback [STUDENT=id] [RELEASE_FEEDBACK=1]
+#   make autograde [JOBS=N] [STUDENT=id | STUDENTS=a,b,c | STUDENTS=@list.txt] [ASSIGNMENTS="ch1_basics ..."] [FORCE=1]
+#                                     JOBS students at once (default: the number of cores)
+#   make feedback [STUDENT=id] [RELEASE_FEEDBACK=1] [FULL=1]   FULL=1: hidden tests included
 #   make export [GRADES=grades.csv]
 #   make demo                         a whole term on a temporary copy (release, 3 samples, feedback, table)
 #   make bench-autograde              time to autograde one student's whole course (fast profile, 2 cores)
+#   make bench-parallel-autograde     serial vs JOBS=2 autograde of 12 generated students x 5 chapters
 VENV ?= .venv
 INSTRUCTOR = $(VENV)/bin/python -m instructor
 FROM ?= downloads
 GRADES ?= grades.csv
 
-.PHONY: release collect autograde feedback export demo bench-autograde
+.PHONY: release collect autograde feedback export demo bench-autograde bench-parallel-autograde
 release:
 	$(INSTRUCTOR) release $(ASSIGNMENTS)
 
@@ -21,10 +23,10 @@ collect:
 	$(INSTRUCTOR) collect $(FROM) $(if $(ZIP),--zip $(ZIP)) $(if $(FORCE),--force)
 
 autograde:
-	$(INSTRUCTOR) autograde $(ASSIGNMENTS) $(if $(STUDENT),--student $(STUDENT)) $(if $(FORCE),--force)
+	$(INSTRUCTOR) autograde $(ASSIGNMENTS) $(if $(STUDENT),--student $(STUDENT)) $(if $(STUDENTS),--students $(STUDENTS)) $(if $(JOBS),--jobs $(JOBS)) $(if $(FORCE),--force)
 
 feedback:
-	$(INSTRUCTOR) feedback $(ASSIGNMENTS) $(if $(STUDENT),--student $(STUDENT)) $(if $(RELEASE_FEEDBACK),--release)
+	$(INSTRUCTOR) feedback $(ASSIGNMENTS) $(if $(STUDENT),--student $(STUDENT)) $(if $(RELEASE_FEEDBACK),--release) $(if $(FULL),--full)
 
 export:
 	$(INSTRUCTOR) export --to $(GRADES)
@@ -34,3 +36,6 @@ demo:
 
 bench-autograde:
 	$(VENV)/bin/python benchmarks/bench_autograde.py
+
+bench-parallel-autograde:
+	$(VENV)/bin/python benchmarks/bench_parallel_autograde.py

@@ -156,6 +156,48 @@ def test_run_workflow_keeps_the_baseline(caplog):
     assert "method" in C.format_table(rows)
 
 
+# ----------------------------------------------------------------------------- devices (issue 9)
+def test_compression_never_moves_the_callers_model(monkeypatch):
+    """``.to()``, ``.cpu()`` and ``.cuda()`` all go through ``Module._apply``: any call on the caller's
+    model (or one of its modules) fails. Before issue 9, measure/quantize_static/prepare_qat/
+    run_workflow called ``net.cpu()`` on it, so a CUDA baseline silently moved to the CPU."""
+    net, loader = tiny_net(), tiny_loader()
+    mine = {id(m) for m in net.modules()}
+    real = torch.nn.Module._apply
+
+    def guarded(self, fn, *args, **kwargs):
+        assert id(self) not in mine, f"a helper moved the caller's model ({type(self).__name__})"
+        return real(self, fn, *args, **kwargs)
+
+    monkeypatch.setattr(torch.nn.Module, "_apply", guarded)
+    before = _state(net)
+    x = next(iter(loader))[0]
+    row = C.measure(net, loader, x, method="baseline")
+    assert 0 <= row["accuracy"] <= 1 and row["latency_ms"] > 0
+    int8 = C.quantize_static(net, loader, 1)
+    assert C.quantized_layers(int8) and all(p.device.type == "cpu" for p in int8.state_dict().values()
+                                            if torch.is_tensor(p))
+    qat = C.prepare_qat(net)
+    train(qat, loader, None, torch.optim.SGD(qat.parameters(), lr=0.01), 1, progress=False)
+    C.convert_qat(qat)
+    config = C.load_config("compression:\n  - method: pruning\n    params: {sparsity: 0.5}\n"
+                           "    finetuning: {epochs: 1}\n  - method: quantization\n"
+                           "  - method: distillation\n    params: {student_widths: [4, 8, 8, 16]}\n"
+                           "    finetuning: {epochs: 1}\n")
+    rows = C.run_workflow(config, net, loader, loader)
+    assert len(rows) == 4 and _same(before, net.state_dict())
+
+
+def test_quantization_engine_follows_the_platform():
+    assert C.quantization_engine("x86_64", ["none", "onednn", "x86", "fbgemm", "qnnpack"]) == "x86"
+    assert C.quantization_engine("arm64", ["none", "qnnpack"]) == "qnnpack"  # Apple silicon
+    assert C.quantization_engine("aarch64", ["none", "x86", "qnnpack"]) == "qnnpack"
+    assert C.quantization_engine("x86_64", ["none", "fbgemm"]) == "fbgemm"  # older builds
+    with pytest.raises(RuntimeError, match="no quantized engine"):
+        C.quantization_engine("riscv64", ["none"])
+    assert C.quantization_engine() in torch.backends.quantized.supported_engines
+
+
 # --- (ch4) ---
 def _row(method, nonzero, size_bytes, latency_ms, accuracy=0.5, sparsity=0.0):
     return {"method": method, "accuracy": accuracy, "nonzero": nonzero, "sparsity": sparsity,

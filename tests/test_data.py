@@ -171,3 +171,15 @@ def test_seeds_repeat_only_outside_grading(monkeypatch):
     assert list(get_profile("fast").seeds(3)) == [0, 1, 2]
     monkeypatch.setenv("COURSE_GRADING", "1")
     assert list(get_profile("fast").seeds(3)) == [0]
+
+
+@pytest.mark.parametrize("value,expected", [(0, 0), (32768, 128), (65535, 255)])
+def test_16_bit_grayscale_is_scaled_to_8_bits_not_clipped(tmp_path, value, expected):
+    path = tmp_path / "gray16.png"
+    Image.fromarray(np.full((6, 5), value, np.uint16)).save(path)
+    assert Image.open(path).mode.startswith("I")  # Pillow reads it as I;16 (or I)
+    rgb = np.asarray(load_rgb(path))
+    assert rgb.shape == (6, 5, 3) and np.abs(rgb.astype(int) - expected).max() <= 1  # mid-gray stays mid-gray
+    wide = tmp_path / "gray32.tif"  # 32-bit integer holding 8-bit values: kept as they are
+    Image.fromarray(np.full((4, 4), 100, np.int32), "I").save(wide)
+    assert np.asarray(load_rgb(wide)).mean() == pytest.approx(100)

@@ -277,3 +277,14 @@ def test_tensor_loader_epochs_follow_seed_everything_like_the_data_loader():
     same = torch.cat([t for _, t in fp.TensorLoader(x, y, 8, train=True, image_size=16, seed=3)])
     other = torch.cat([t for _, t in fp.TensorLoader(x, y, 8, train=True, image_size=16, seed=4)])
     assert torch.equal(first, same) and not torch.equal(first, other)
+
+
+def test_read_rgb_names_an_empty_file_and_scales_16_bit_grayscale(tmp_path):
+    empty = tmp_path / "empty.png"
+    empty.write_bytes(b"")
+    with pytest.raises(ImageReadError, match="empty.png"):
+        fp.read_rgb(empty)
+    gray = tmp_path / "gray16.png"
+    Image.fromarray(np.full((6, 5), 32768, np.uint16)).save(gray)
+    img = fp.read_rgb(gray)
+    assert img.shape == (3, 6, 5) and img.dtype == torch.uint8 and int(img.float().mean()) == 128

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import copy
 import math
 import os
 
@@ -7,6 +8,7 @@ import pytest
 import torch
 from torch import nn
 from torch.nn import functional as F
+from torch.utils.data import DataLoader, TensorDataset
 
 import helpers
 from helpers import grading, models, training
@@ -161,30 +163,84 @@ def test_bad_profile_name_says_what_to_do(monkeypatch):
         get_profile()
 
 
-def test_channels_last_default_gives_the_same_training_and_accepts_flat_inputs():
+def _record_conv_layouts(net):
+    """Every convolution records whether its input was NCHW-contiguous."""
+    seen = set()
+    for m in net.modules():
+        if isinstance(m, nn.Conv2d):
+            m.register_forward_pre_hook(lambda m, args: seen.add(
+                "nchw" if args[0].is_contiguous() else "nhwc" if args[0].is_contiguous(
+                    memory_format=torch.channels_last) else "other"))
+    return seen
+
+
+def test_cpu_convolutions_never_see_nhwc_whatever_channels_last_or_the_loader_says():
+    # oneDNN#6035: NHWC 1x1 stride-2 backward with < 8 input channels corrupts the heap on AVX2 CPUs
+    nhwc_loader = [(X.contiguous(memory_format=torch.channels_last), y) for X, y in grading.tiny_loader()]
     runs = []
-    for channels_last in (False, True):
+    for channels_last, data in ((False, grading.tiny_loader()), (True, grading.tiny_loader()),
+                                (True, nhwc_loader)):
         net = grading.tiny_net(seed=1)
-        seen = set()
-        net.conv1.register_forward_pre_hook(
-            lambda m, args: seen.add(args[0].is_contiguous(memory_format=torch.channels_last)))
+        seen = _record_conv_layouts(net)
         opt = torch.optim.SGD(net.parameters(), lr=0.1, momentum=0.9)
-        hist = training.train(net, grading.tiny_loader(), grading.tiny_loader(), opt, 3,
-                              progress=False, channels_last=channels_last)
-        assert seen == {channels_last}  # training and evaluation batches alike
+        hist = training.train(net, data, data, opt, 2, progress=False, channels_last=channels_last)
+        training.evaluate(net, nhwc_loader, channels_last=channels_last)
+        assert seen == {"nchw"}  # training and evaluation batches alike
         runs.append((hist, net))
-    (h0, n0), (h1, n1) = runs
-    # batches go NHWC, parameters keep their layout: flattening them still works
-    assert all(p.is_contiguous() for p in n1.parameters())
-    torch.nn.utils.parameters_to_vector(n1.parameters())
-    for a, b in zip(h0.rows, h1.rows):
-        assert math.isclose(a["train_loss"], b["train_loss"], rel_tol=1e-3)
-        assert a["valid_acc"] == b["valid_acc"]
-    for (name, p0), p1 in zip(n0.state_dict().items(), n1.state_dict().values()):
-        assert torch.allclose(p0.float(), p1.float(), atol=1e-4), name
+    (h0, n0), *others = runs
+    for h1, n1 in others:  # the same computation: identical results
+        assert all(p.is_contiguous() for p in n1.parameters())
+        assert [r["train_loss"] for r in h0.rows] == [r["train_loss"] for r in h1.rows]
+        for (name, p0), p1 in zip(n0.state_dict().items(), n1.state_dict().values()):
+            assert torch.equal(p0, p1), name
     flat = nn.Sequential(nn.Linear(4, 2))  # 2-D batches: the default must not try to reformat them
     data = [(torch.randn(8, 4), torch.randint(0, 2, (8,)))]
     training.train(flat, data, None, torch.optim.SGD(flat.parameters(), lr=0.1), 1, progress=False)
+
+
+def test_channels_last_weights_are_refused_on_the_cpu():
+    net = grading.tiny_net().to(memory_format=torch.channels_last)
+    with pytest.raises(ValueError, match="contiguous_format"):
+        training.train(net, grading.tiny_loader(), None, sgd(net), 1, progress=False)
+
+
+class NoMoving(nn.Module):
+    """Wraps a model; moving it (``to``, ``cpu``, ``cuda``) fails the test."""
+
+    def __init__(self, net):
+        super().__init__()
+        self.net = net
+
+    def forward(self, x):
+        return self.net(x)
+
+    def to(self, *a, **k):
+        raise AssertionError(f"a helper moved the caller's model: .to{a}")
+
+    def cpu(self):
+        raise AssertionError("a helper moved the caller's model: .cpu()")
+
+    def cuda(self, *a, **k):
+        raise AssertionError("a helper moved the caller's model: .cuda()")
+
+
+def test_train_and_evaluate_run_where_the_model_is_and_never_move_it(monkeypatch):
+    net = NoMoving(grading.tiny_net())
+    moved = []
+    real = training._batch_to
+    monkeypatch.setattr(training, "_batch_to", lambda X, d, cl: moved.append(d) or real(X, d, cl))
+    h = training.train(net, grading.tiny_loader(), grading.tiny_loader(), sgd(net.net), 1, progress=False)
+    assert math.isfinite(h.final["train_loss"]) and set(moved) == {torch.device("cpu")}
+    training.evaluate(net, grading.tiny_loader())
+    with pytest.raises(ValueError, match=r"net.to\(profile.device\)"):  # never a silent move
+        training.train(net, grading.tiny_loader(), None, sgd(net.net), 1, device="meta", progress=False)
+    with pytest.raises(ValueError, match="the model is on cpu"):
+        training.evaluate(net, grading.tiny_loader(), device="meta")
+    meta = grading.tiny_net().to("meta")  # a model on another device: batches follow it there
+    moved.clear()
+    with pytest.raises(Exception):  # meta tensors have no values; what matters is where they went
+        training.evaluate(meta, grading.tiny_loader())
+    assert moved == [torch.device("meta")]
 
 
 def test_stage_recorder_sees_each_epochs_trainable_groups_after_the_unfreezer():
@@ -199,3 +255,100 @@ def test_stage_recorder_sees_each_epochs_trainable_groups_after_the_unfreezer():
     training.train(net, grading.tiny_loader(), None, opt, 3, progress=False,
                    callbacks=[UnfreezeOneMore(), recorder])
     assert recorder.stages == [["head"], ["layer4", "head"], ["layer3", "layer4", "head"]]
+
+
+# --- lr finder (ch1) ---
+
+def _finder_setup(seed=0):
+    net = grading.tiny_net(seed=seed)
+    models.freeze(net, ["stem", "layer1", "layer2", "layer3"])
+    opt = torch.optim.SGD(models.param_groups(net, 1.0, {"layer4": 0.1}), lr=1.0, momentum=0.9)
+    return net, opt
+
+
+def test_lr_find_leaves_the_callers_model_optimizer_and_random_state_alone():
+    net, opt = _finder_setup()
+    net.train()
+    state = copy.deepcopy(net.state_dict())
+    flags = [p.requires_grad for p in net.parameters()]
+    group_lrs = [g["lr"] for g in opt.param_groups]
+    rng = torch.get_rng_state()
+    lrs, losses = training.lr_find(net, grading.tiny_loader(n=64, batch_size=4), opt, 1e-3, 1.0)
+    assert len(lrs) == len(losses) > 2
+    assert all(torch.equal(v, state[k]) for k, v in net.state_dict().items())  # BatchNorm buffers too
+    assert [p.requires_grad for p in net.parameters()] == flags and net.training
+    assert all(p.grad is None for p in net.parameters())
+    assert [g["lr"] for g in opt.param_groups] == group_lrs and not opt.state
+    assert torch.equal(torch.get_rng_state(), rng)
+
+
+def test_lr_find_sweeps_geometrically_over_one_epoch_keeping_group_ratios():
+    net, _ = _finder_setup()
+    built = []
+
+    def factory(copy_):
+        assert copy_ is not net
+        built.append(torch.optim.SGD(models.param_groups(copy_, 1.0, {"layer4": 0.1}), lr=1.0))
+        return built[-1]
+
+    loader = grading.tiny_loader(n=64, batch_size=4)  # 16 batches
+    lrs, losses = training.lr_find(net, loader, factory, 1e-4, 1e-1)
+    assert len(lrs) == 16  # no divergence at these rates: the whole epoch, no more
+    assert lrs[0] == pytest.approx(1e-4) and lrs[-1] == pytest.approx(1e-1)
+    ratios = [b / a for a, b in zip(lrs, lrs[1:])]
+    assert ratios == pytest.approx([ratios[0]] * 15) and ratios[0] == pytest.approx(1000 ** (1 / 15))
+    groups = {g["name"]: g["lr"] for g in built[0].param_groups}
+    assert groups["head"] == pytest.approx(1e-1) and groups["layer4"] == pytest.approx(1e-2)
+    assert min(losses) < losses[0]  # the head learns on the way
+    assert len(training.lr_find(net, loader, factory, 1e-4, 1e-1, num_steps=5)[0]) == 5
+
+
+def test_lr_find_stops_when_the_loss_diverges():
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Flatten(), nn.Linear(3 * 16 * 16, 2))  # logits grow, the loss stays finite
+    opt = torch.optim.SGD(net.parameters(), lr=1.0, momentum=0.9)
+    g = torch.Generator().manual_seed(0)  # random labels: too large a rate overshoots, the loss grows
+    X, y = torch.randn(160, 3, 16, 16, generator=g), torch.randint(0, 2, (160,), generator=g)
+    loader = DataLoader(TensorDataset(X, y), batch_size=4)  # 40 batches
+    lrs, losses = training.lr_find(net, loader, opt, 1e-3, 1e5)
+    assert 2 < len(lrs) < 40 and lrs[-1] < 1e5
+    assert losses[-1] > 4 * min(losses) and all(v <= 4 * min(losses) for v in losses[:-1])
+
+    class NanAfter(nn.Module):  # a loss that turns NaN at the 6th step: 5 points, nothing after
+        calls = 0
+
+        def forward(self, out, y):
+            self.calls += 1
+            return F.cross_entropy(out, y) * (float("nan") if self.calls > 5 else 1.0)
+
+    lrs, losses = training.lr_find(net, loader, opt, 1e-4, 1e-3, loss=NanAfter())
+    assert len(lrs) == 5 and all(math.isfinite(v) for v in losses)
+
+
+def test_lr_find_rebuilds_only_optimizers_of_this_network():
+    net, _ = _finder_setup()
+    other = torch.optim.SGD(grading.tiny_net(seed=1).parameters(), lr=0.1)
+    with pytest.raises(ValueError, match="not the network's"):
+        training.lr_find(net, grading.tiny_loader(n=80), other)
+    with pytest.raises(ValueError, match="start_lr"):
+        training.lr_find(net, grading.tiny_loader(), other, 1.0, 0.1)
+# --- unfreezing comparison (ch3) ---
+def test_fine_tune_trains_the_head_alone_then_everything_with_geometric_rates():
+    net = grading.tiny_net()
+    start = {k: v.clone() for k, v in net.state_dict().items()}
+    loader = grading.tiny_loader()
+    groups = models.param_groups(net, 123.0)  # the lr given here is replaced
+    h1 = training.fine_tune(net, loader, loader, groups, 0.1, 1, progress=False)  # head phase only
+    assert len(h1) == 1 and h1.rows[0]["lrs"][-1] == pytest.approx(0.1 * 0.1)  # warmup starts at 10 %
+    assert torch.equal(net.layer4[0].conv1.weight, start["layer4.0.conv1.weight"])
+    assert not torch.equal(net.fc.weight, start["fc.weight"])
+    net = grading.tiny_net()
+    h = training.fine_tune(net, loader, loader, models.param_groups(net, 1.0), 0.1, 3, progress=False)
+    assert [r["epoch"] for r in h.rows] == [1, 2, 3]
+    lrs = h.rows[1]["lrs"]  # start of the unfrozen phase: warmup again, rates lr/2/100 .. lr/2
+    assert lrs[-1] == pytest.approx(0.1 / 2 * 0.1) and lrs[0] == pytest.approx(lrs[-1] / 100)
+    assert lrs[1] / lrs[0] == pytest.approx(100 ** 0.2)
+    assert all(p.requires_grad for p in net.parameters())
+    assert not torch.equal(net.conv1.weight, start["conv1.weight"])
+    with pytest.raises(ValueError):
+        training.fine_tune(net, loader, None, [], 0.1, 2)

@@ -28,6 +28,35 @@ def get_layer_groups(net):
     return {"head": [net.fc], "layer4": [net.layer4], "layer3": [net.layer3],
             "layer2": [net.layer2], "layer1": [net.layer1], "stem": [net.conv1, net.bn1]}
 '''
+GROUPS_LITERAL = '''
+def get_layer_groups(net):
+    # the groups written out for ResNet-18: right for it, wrong for a deeper stem, a 2-layer head, 3 stages
+    return {"stem": [net.conv1, net.bn1], "layer1": [net.layer1], "layer2": [net.layer2],
+            "layer3": [net.layer3], "layer4": [net.layer4], "head": [net.fc]}
+'''
+GROUPS_WITH_PARAMETERLESS = '''
+def get_layer_groups(net):
+    # derived, but relu / maxpool / avgpool end up in the stem and the head
+    stem, stages, head = [], {}, []
+    for name, child in net.named_children():
+        if name.startswith("layer"):
+            stages[name] = [child]
+        else:
+            (head if stages else stem).append(child)
+    return {"stem": stem, **stages, "head": head}
+'''
+GROUPS_LAST_CHILD_HEAD = '''
+def get_layer_groups(net):
+    # the head is only the last child; the other children after the stages are dropped
+    children = list(net.named_children())
+    stem, stages = [], {}
+    for name, child in children[:-1]:
+        if name.startswith("layer"):
+            stages[name] = [child]
+        elif not stages and any(True for _ in child.parameters()):
+            stem.append(child)
+    return {"stem": stem, **stages, "head": [children[-1][1]]}
+'''
 
 # --- exercise 2: freeze / unfreeze --------------------------------------------------------------
 FREEZE_COUNTS_TENSORS = '''
@@ -169,6 +198,17 @@ def warmup_cosine_scheduler(optimizer, warmup_steps, total_steps, start_factor=0
     cosine = CosineAnnealingLR(optimizer, T_max=total_steps - warmup_steps, eta_min=0.0)
     return SequentialLR(optimizer, schedulers=[warmup, cosine], milestones=[warmup_steps])
 '''
+ALT_GROUPS_TWO_PASSES = '''
+def get_layer_groups(net):
+    # another correct answer: find the stages first, then split the other children around them
+    children = list(net.named_children())
+    idx = [i for i, (n, _) in enumerate(children) if n.startswith("layer")]
+    has_params = lambda m: len(list(m.parameters())) > 0
+    groups = {"stem": [m for _, m in children[:idx[0]] if has_params(m)]}
+    groups.update({n: [m] for n, m in children[idx[0]:idx[-1] + 1]})
+    groups["head"] = [m for _, m in children[idx[-1] + 1:] if has_params(m)]
+    return groups
+'''
 ALT_DISC_HELPERS = '''
 def discriminative_param_groups(net, base_lr, factor=2.6):
     return models.param_groups(net, base_lr, models.discriminative_mult(factor))
@@ -185,7 +225,8 @@ def test_reference_solution_passes():
 
 
 def test_other_correct_answers_pass():
-    results = run_until(NB, LAST, replace={"discriminative_impl": ALT_DISC_HELPERS,
+    results = run_until(NB, LAST, replace={"layer_groups_impl": ALT_GROUPS_TWO_PASSES,
+                                           "discriminative_impl": ALT_DISC_HELPERS,
                                            "unfreezer_impl": ALT_UNFREEZER_STATEFUL,
                                            "warmup_impl": ALT_WARMUP_SEQUENTIAL})
     assert not any(results.values()), results
@@ -213,7 +254,16 @@ def test_wrong_answers_batch_b():
 
 
 def test_wrong_answers_batch_c():
-    # eval() instead of requires_grad; an unfreezer that lets an optimizer missing the unfrozen groups pass
-    results = run_until(NB, "unfreezer_tests", replace={"freeze_impl": FREEZE_WITH_EVAL,
+    # the ResNet-18 literal; eval() instead of requires_grad; an unfreezer that lets an optimizer missing the
+    # unfrozen groups pass
+    results = run_until(NB, "unfreezer_tests", replace={"layer_groups_impl": GROUPS_LITERAL,
+                                                        "freeze_impl": FREEZE_WITH_EVAL,
                                                         "unfreezer_impl": UNFREEZER_NO_OPTIMIZER_CHECK})
-    assert results["freeze_tests"] and results["unfreezer_tests"], results
+    assert results["layer_groups_tests"] and results["freeze_tests"] and results["unfreezer_tests"], results
+
+
+@pytest.mark.parametrize("wrong", [GROUPS_WITH_PARAMETERLESS, GROUPS_LAST_CHILD_HEAD])
+def test_wrong_layer_groups(wrong):
+    # parameterless modules in the groups; a head of the last child only
+    results = run_until(NB, "layer_groups_tests", replace={"layer_groups_impl": wrong})
+    assert results["layer_groups_tests"], results

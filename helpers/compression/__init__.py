@@ -10,7 +10,8 @@ One module per concern:
   :func:`count_nonzero` and :func:`sparsity` count what pruning really removed.
 * :mod:`~helpers.compression.quantization`: :func:`quantize_static` is real int8 for convolutions
   *and* ``fc`` (eager static quantization); ``quantize_dynamic`` and torchao's ``quantize_`` only
-  touch ``Linear`` layers. An int8 model has no trainable float weights: recovery is
+  touch ``Linear`` layers; :func:`quantization_engine` picks the platform's int8 engine (``x86``,
+  ``qnnpack`` on ARM). An int8 model has no trainable float weights: recovery is
   quantization-aware training, :func:`prepare_qat` then :func:`convert_qat`. int8 kernels run on
   the CPU only.
 * :mod:`~helpers.compression.measure`: :func:`serialized_size` (zlib-compressed state dict, so
@@ -24,15 +25,15 @@ from helpers.compression.measure import (accuracy, format_table, latency_ms, mea
                                          serialized_size)
 from helpers.compression.pruning import (PRUNABLE, clone, count_nonzero, is_pruned, make_permanent, prunable,
                                          prune_global_l1, sparsity)
-from helpers.compression.quantization import (BACKEND, QuantReady, convert_qat, prepare_qat, quantize_dynamic,
-                                              quantize_static, quantized_layers)
+from helpers.compression.quantization import (BACKEND, QuantReady, convert_qat, prepare_qat, quantization_engine,
+                                              quantize_dynamic, quantize_static, quantized_layers)
 from helpers.compression.workflow import apply_step, logger, run_workflow
 
 __all__ = ["METHODS", "ConfigError", "Experiment", "Finetuning", "Step", "WorkflowConfig", "load_config",
            "accuracy", "format_table", "latency_ms", "measure", "print_table", "serialized_size",
            "PRUNABLE", "clone", "count_nonzero", "is_pruned", "make_permanent", "prunable", "prune_global_l1",
-           "sparsity", "BACKEND", "QuantReady", "convert_qat", "prepare_qat", "quantize_dynamic",
-           "quantize_static", "quantized_layers", "apply_step", "logger", "run_workflow"]
+           "sparsity", "BACKEND", "QuantReady", "convert_qat", "prepare_qat", "quantization_engine",
+           "quantize_dynamic", "quantize_static", "quantized_layers", "apply_step", "logger", "run_workflow"]
 
 # --- (ch4) ---
 from helpers.compression.config import cap_epochs  # noqa: E402

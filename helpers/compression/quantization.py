@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import platform
 import warnings
 from typing import Any, Iterable, Iterator
 
@@ -14,7 +15,26 @@ from torchvision.models.resnet import BasicBlock
 
 from helpers.compression.pruning import _is_quantized_layer, clone, make_permanent
 
-BACKEND = "x86"
+
+
+def quantization_engine(machine: str | None = None, engines: list[str] | None = None) -> str:
+    """The int8 engine of this platform: ``x86`` on x86-64 (fbgemm + oneDNN), ``qnnpack`` on ARM
+    (Apple silicon, Linux aarch64), else the first engine this PyTorch build supports. int8 kernels
+    run on the CPU only, whatever ``profile.device`` is. ``machine`` / ``engines`` default to this
+    machine's (``platform.machine()``, ``torch.backends.quantized.supported_engines``)."""
+    if engines is None:
+        engines = list(torch.backends.quantized.supported_engines)
+    engines = [e for e in engines if e != "none"]
+    arm = (machine or platform.machine()).lower().startswith(("arm", "aarch"))
+    for want in (("qnnpack",) if arm else ("x86", "fbgemm", "onednn")):
+        if want in engines:
+            return want
+    if not engines:
+        raise RuntimeError("this PyTorch build has no quantized engine: int8 quantization is unavailable")
+    return engines[0]
+
+
+BACKEND = quantization_engine()  # kept for compatibility; the functions below ask again each call
 
 
 @contextlib.contextmanager
@@ -77,12 +97,15 @@ def _quantizable(net: nn.Module, qat: bool) -> QuantReady:
 
 
 def quantize_static(net: nn.Module, calibration_loader: Iterable, num_batches: int = 4) -> nn.Module:
-    """Real int8 model (convolutions and ``fc``): eager static quantization on a copy of ``net``
-    (fuse, ``x86`` qconfig, calibrate on ``num_batches`` batches, convert). CPU inference only."""
+    """Real int8 model (convolutions and ``fc``): eager static quantization on a CPU copy of ``net``
+    (fuse, the platform's qconfig (:func:`quantization_engine`), calibrate on ``num_batches``
+    batches, convert). int8 runs on the CPU only: the result is a CPU model, whatever device
+    ``net`` is on (``net`` itself is neither changed nor moved)."""
     with _quiet():
-        torch.backends.quantized.engine = BACKEND
-        q = _quantizable(net.cpu(), qat=False).eval()
-        q.qconfig = torch.ao.quantization.get_default_qconfig(BACKEND)
+        engine = quantization_engine()
+        torch.backends.quantized.engine = engine
+        q = _quantizable(net, qat=False).cpu().eval()
+        q.qconfig = torch.ao.quantization.get_default_qconfig(engine)
         torch.ao.quantization.prepare(q, inplace=True)
         with torch.inference_mode():
             for i, (X, _) in enumerate(calibration_loader):
@@ -97,22 +120,26 @@ def prepare_qat(net: nn.Module) -> nn.Module:
     quantization in the forward pass. Fine-tune it like any model, then :func:`convert_qat`.
 
     A pruned ``net`` keeps its masks: they are put back on the fused QAT layers (same names), so
-    QAT fine-tuning cannot regrow pruned weights (BatchNorm folding scales a zero to zero)."""
+    QAT fine-tuning cannot regrow pruned weights (BatchNorm folding scales a zero to zero).
+    The copy is on ``net``'s device (QAT fine-tuning runs on a GPU too); :func:`convert_qat` then
+    gives a CPU int8 model. ``net`` itself is neither changed nor moved."""
     masks = {name: m.weight_mask.detach().clone() for name, m in net.named_modules()
              if hasattr(m, "weight_mask") and hasattr(m, "weight_orig")}
     with _quiet():
-        torch.backends.quantized.engine = BACKEND
-        q = _quantizable(net.cpu(), qat=True)
-        q.qconfig = torch.ao.quantization.get_default_qat_qconfig(BACKEND)
-        q = torch.ao.quantization.prepare_qat(q, inplace=True)
+        engine = quantization_engine()
+        torch.backends.quantized.engine = engine
+        device = next((p.device for p in net.parameters()), torch.device("cpu"))
+        q = _quantizable(net, qat=True)
+        q.qconfig = torch.ao.quantization.get_default_qat_qconfig(engine)
+        q = torch.ao.quantization.prepare_qat(q, inplace=True).to(device)
     for name, mask in masks.items():
         prune.custom_from_mask(q.net.get_submodule(name), "weight", mask)
     return q
 
 
 def convert_qat(net: nn.Module) -> nn.Module:
-    """The int8 model of a QAT-fine-tuned copy (``net`` itself is not changed; masks are folded
-    into the weights first, so pruned weights are exact int8 zeros)."""
+    """The int8 model (on the CPU: int8 runs there only) of a QAT-fine-tuned copy (``net`` itself is
+    not changed; masks are folded into the weights first, so pruned weights are exact int8 zeros)."""
     with _quiet():
         return torch.ao.quantization.convert(make_permanent(net).cpu().eval(), inplace=True)
 

@@ -43,8 +43,9 @@ def apply_step(step: Step, net: nn.Module, baseline: nn.Module, train_iter: Iter
         else:
             out = quantize_static(net, train_iter, step.calibration_batches)
     else:
-        student = (MiniResNet(baseline.fc.out_features, step.student_widths) if step.student_widths
-                   else clone(net))
+        device = next((p.device for p in baseline.parameters()), torch.device("cpu"))
+        student = (MiniResNet(baseline.fc.out_features, step.student_widths).to(device)  # a new model: ours
+                   if step.student_widths else clone(net))
         teacher = clone(baseline).eval()
         out = _finetune(student, train_iter, eval_iter, ft.epochs, ft.lr,
                         DistillationLoss(teacher, step.temperature, step.alpha))
@@ -58,10 +59,11 @@ def run_workflow(config: WorkflowConfig, baseline: nn.Module, train_iter: Iterab
     """Measure the baseline, then run every experiment of ``config`` on a **copy** of it (steps in
     order, each with its fine-tuning) and measure the result. Returns one row per model, baseline
     first. ``baseline`` is checked to be unchanged at the end. ``keep_models`` (a dict) receives
-    the compressed models by name. Progress is logged on the ``helpers.compression`` logger."""
+    the compressed models by name. Progress is logged on the ``helpers.compression`` logger.
+    Everything runs where ``baseline`` is (it is never moved): pruning, fine-tuning and distillation
+    on its device, int8 on the CPU (the only place int8 runs), latency on the CPU for every row."""
     if example_batch is None:
         example_batch = next(iter(eval_iter))[0][:8]
-    baseline = baseline.cpu()
     before, was_training = _state(baseline), baseline.training
     logger.info("baseline: measuring")
     rows = [measure(baseline, eval_iter, example_batch, method="baseline")]
