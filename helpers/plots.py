@@ -171,6 +171,36 @@ def plot_sweep(results: Mapping[str, Mapping[float, float]] | Mapping[float, flo
     ax.grid(alpha=0.3)
     if any(results) or chance is not None:
         ax.legend(fontsize=8)
+
+
+# --- (ch4) ---
+def mean_std(values: Sequence[float]) -> tuple[float, float]:
+    """Mean and sample standard deviation (0 for a single value) of repeated measurements."""
+    vals = [float(v) for v in values]
+    mean = sum(vals) / len(vals)
+    std = (sum((v - mean) ** 2 for v in vals) / (len(vals) - 1)) ** 0.5 if len(vals) > 1 else 0.0
+    return mean, std
+
+
+def plot_sweep(curves: Mapping[str, Mapping[float, Sequence[float]]], xlabel: str, ylabel: str = "accuracy",
+               chance: float | None = None):
+    """One line per named curve, ``{label: {x: [y of each repeat (seed)]}}``: the mean with error
+    bars of one standard deviation over the repeats, each repeat as a faint dot. ``chance`` draws
+    a dotted horizontal line (e.g. 0.5 for two balanced classes)."""
+    fig, ax = plt.subplots(figsize=(5.5, 3.5))
+    for label, points in curves.items():
+        xs = sorted(points)
+        stats = [mean_std(points[x]) for x in xs]
+        line = ax.errorbar(xs, [m for m, _ in stats], yerr=[s for _, s in stats], marker="o", capsize=3,
+                           label=label)
+        for x in xs:
+            ax.scatter([x] * len(points[x]), points[x], s=10, alpha=0.35, color=line[0].get_color())
+    if chance is not None:
+        ax.axhline(chance, color="gray", linestyle=":", label="chance")
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
     fig.tight_layout()
     return ax
 
@@ -264,5 +294,22 @@ def plot_lr_find(lrs: Sequence[float], losses: Sequence[float], suggestion: floa
         ax.axvline(suggestion, color="tab:red", linestyle="--", label=f"chosen: {suggestion:.2g}")
         ax.legend(fontsize=8)
     ax.grid(alpha=0.3, which="both")
+def plot_layer_sparsity(sparsity: Mapping[str, float], sizes: Mapping[str, int] | None = None,
+                        overall: float | None = None):
+    """Bar chart of the fraction of zero weights in each layer (``{name: sparsity}``, e.g.
+    ``compression.layer_sparsity``); ``sizes`` (weights per layer) label the bars, ``overall``
+    draws the global sparsity as a dashed line."""
+    names = list(sparsity)
+    fig, ax = plt.subplots(figsize=(max(5.0, 0.5 * len(names)), 3.5))
+    bars = ax.bar(range(len(names)), [sparsity[n] for n in names])
+    if sizes is not None:
+        ax.bar_label(bars, [f"{sizes[n]:,}" for n in names], fontsize=6, rotation=90, padding=2)
+    if overall is not None:
+        ax.axhline(overall, color="gray", linestyle="--", label=f"overall {overall:.0%}")
+        ax.legend(fontsize=8, loc="lower right")
+    ax.set_xticks(range(len(names)), names, rotation=60, ha="right", fontsize=7)
+    ax.set_ylabel("fraction of weights pruned")
+    ax.set_ylim(0, 1.15 if sizes is not None else 1.0)
+    ax.grid(alpha=0.3, axis="y")
     fig.tight_layout()
     return ax

@@ -196,3 +196,52 @@ def test_quantization_engine_follows_the_platform():
     with pytest.raises(RuntimeError, match="no quantized engine"):
         C.quantization_engine("riscv64", ["none"])
     assert C.quantization_engine() in torch.backends.quantized.supported_engines
+
+
+# --- (ch4) ---
+def _row(method, nonzero, size_bytes, latency_ms, accuracy=0.5, sparsity=0.0):
+    return {"method": method, "accuracy": accuracy, "nonzero": nonzero, "sparsity": sparsity,
+            "size_bytes": size_bytes, "latency_ms": latency_ms}
+
+
+def test_format_table_never_runs_columns_together():
+    rows = [_row("baseline", 11_177_538, 44_700_000, 1234.5), _row("pruned 90%", 1_117_754, 9_000_000, 95.25, 0.9, 0.9),
+            _row("int8", 2_000, 11_000_000, 20.0)]
+    lines = C.format_table(rows).splitlines()
+    assert "0.500  11,177,538" in lines[1]  # the earlier table printed 0.50011,177,538
+    for line, method in zip(lines[1:], ["baseline", "pruned 90%", "int8"]):
+        assert line.startswith(method) and len(line.removeprefix(method).split()) == 6, line
+    assert len({len(line) for line in lines}) == 1  # aligned
+
+
+def test_layer_sparsity_shows_where_global_pruning_takes_its_zeros():
+    net = tiny_net()
+    assert set(C.layer_sparsity(net).values()) == {0.0}
+    pruned = C.prune_global_l1(net, 0.6)
+    per_layer = C.layer_sparsity(pruned)
+    assert list(per_layer)[0] == "conv1" and "fc" in per_layer and len(per_layer) == 13
+    sizes = {n: m.weight.numel() for n, m in net.named_modules() if isinstance(m, C.PRUNABLE)}
+    weighted = sum(per_layer[n] * sizes[n] for n in sizes) / sum(sizes.values())
+    assert weighted == pytest.approx(C.sparsity(pruned), abs=1e-6)
+    assert max(per_layer.values()) - min(per_layer.values()) > 0.05  # one global threshold, unequal layers
+    q = C.layer_sparsity(C.quantize_static(pruned, tiny_loader(), num_batches=1))  # int8: names under "net."
+    assert len(q) == 13 and all(q["net." + n] >= per_layer[n] - 1e-6 for n in per_layer)  # zeros stay zero
+
+
+def test_compare_latency_restores_threads_and_ranks_models():
+    small, big = tiny_net(), torchvision.models.resnet18(num_classes=2).eval()
+    threads = torch.get_num_threads()
+    ms = C.compare_latency({"small": small, "big": big}, torch.randn(1, 3, 64, 64), repeats=2, rounds=2)
+    assert torch.get_num_threads() == threads and set(ms) == {"small", "big"}
+    assert 0 < ms["small"] < ms["big"]
+
+
+def test_cap_epochs_caps_positive_epochs_only():
+    class Capped:
+        def epochs(self, n):
+            return min(n, 1)
+    cfg = C.load_config(GOOD)
+    capped = C.cap_epochs(cfg, Capped())
+    epochs = [s.finetuning.epochs for e in capped.experiments for s in e.steps]
+    assert epochs == [1, 0, 0, 1, 0]  # quantization without fine-tuning stays static, not QAT
+    assert cfg.experiments[0].steps[0].finetuning.epochs == 1 and C.cap_epochs(cfg, Capped()) is not cfg

@@ -55,6 +55,23 @@ def compress_in_sequence(baseline, train_iter, sparsity, epochs, lr, temperature
     training.train(student, train_iter, None, opt, epochs, loss=loss, progress=False)
     return C.quantize_dynamic(C.make_permanent(student))  # the document's dynamic quantization: fc only
 '''
+SEQUENCE_SELF_TEACHER = '''
+def compress_in_sequence(baseline, train_iter, sparsity, epochs, lr, temperature=4.0, alpha=0.5,
+                         calibration_batches=2):
+    student = prune_copy(baseline, sparsity)
+    loss = training.DistillationLoss(C.clone(student), temperature, alpha)  # teacher: a copy of the pruned student
+    opt = torch.optim.SGD(student.parameters(), lr=lr, momentum=0.9)
+    training.train(student, train_iter, None, opt, epochs, loss=loss, progress=False)
+    return C.quantize_static(student, train_iter, num_batches=calibration_batches)
+'''
+SEQUENCE_NO_DISTILLATION = '''
+def compress_in_sequence(baseline, train_iter, sparsity, epochs, lr, temperature=4.0, alpha=0.5,
+                         calibration_batches=2):
+    student = prune_copy(baseline, sparsity)  # plain cross-entropy: no teacher at all
+    opt = torch.optim.SGD(student.parameters(), lr=lr, momentum=0.9)
+    training.train(student, train_iter, None, opt, epochs, progress=False)
+    return C.quantize_static(student, train_iter, num_batches=calibration_batches)
+'''
 CHECK_LOOSE = '''
 def check_pruning_entry(entry):  # the document: no validation beyond the key lookup
     if entry.get("method") != "pruning":
@@ -71,6 +88,12 @@ def setup_logging(path, level=logging.INFO):  # adds one more handler at every c
     logger.setLevel(level)
     return logger
 '''
+@pytest.fixture(autouse=True)
+def grading_env(monkeypatch):
+    """Run the notebook as the autograder does (COURSE_GRADING=1: lesson repeats over seeds run once)."""
+    monkeypatch.setenv("COURSE_GRADING", "1")
+
+
 GRADED = ["ratio_tests", "prune_copy_tests", "sequence_tests", "config_check_tests", "logging_tests"]
 
 
@@ -93,6 +116,12 @@ def test_wrong_answers_fail():
 ])
 def test_more_wrong_answers_fail(replace, gid):
     assert run_until(NB, gid, replace=replace)[gid]
+
+
+@pytest.mark.parametrize("wrong", [SEQUENCE_SELF_TEACHER, SEQUENCE_NO_DISTILLATION], ids=["self_teacher", "no_teacher"])
+def test_sequence_needs_the_uncompressed_baseline_as_teacher(wrong):
+    failed = run_until(NB, "sequence_tests", replace={"sequence_impl": wrong})
+    assert failed["sequence_tests"] and not failed["prune_copy_tests"]
 
 
 def test_dynamic_quantization_in_the_sequence_fails():

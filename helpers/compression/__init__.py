@@ -34,3 +34,10 @@ __all__ = ["METHODS", "ConfigError", "Experiment", "Finetuning", "Step", "Workfl
            "PRUNABLE", "clone", "count_nonzero", "is_pruned", "make_permanent", "prunable", "prune_global_l1",
            "sparsity", "BACKEND", "QuantReady", "convert_qat", "prepare_qat", "quantization_engine",
            "quantize_dynamic", "quantize_static", "quantized_layers", "apply_step", "logger", "run_workflow"]
+
+# --- (ch4) ---
+from helpers.compression.config import cap_epochs  # noqa: E402
+from helpers.compression.measure import compare_latency  # noqa: E402
+from helpers.compression.pruning import layer_sparsity  # noqa: E402
+
+__all__ += ["cap_epochs", "compare_latency", "layer_sparsity"]

@@ -175,3 +175,18 @@ def _label(step: Step) -> str:
     if step.method == "pruning":
         return f"pruning {step.sparsity:.0%}"
     return {"quantization": "int8", "distillation": "distillation"}[step.method]
+
+
+# --- (ch4) ---
+def cap_epochs(config: WorkflowConfig, profile: Any) -> WorkflowConfig:
+    """A copy of ``config`` whose fine-tuning epochs go through ``profile.epochs`` (capped by
+    ``COURSE_MAX_EPOCHS`` in smoke runs). Zero stays zero: a quantization step without epochs must
+    not become quantization-aware training."""
+    import copy
+
+    out = copy.deepcopy(config)
+    for exp in out.experiments:
+        for step in exp.steps:
+            if step.finetuning.epochs > 0:
+                step.finetuning.epochs = profile.epochs(step.finetuning.epochs)
+    return out

@@ -66,15 +66,38 @@ def measure(net: nn.Module, eval_iter: Iterable, example_batch: torch.Tensor, **
 
 
 def format_table(rows: Sequence[Mapping[str, Any]], baseline: Mapping[str, Any] | None = None) -> str:
-    """A compact text table; ratios are relative to ``baseline`` (default: the first row)."""
+    """A compact text table; ratios are relative to ``baseline`` (default: the first row). Each
+    column is as wide as its widest entry, with two spaces between columns, so that ResNet-18's
+    counts (11,177,538 non-zeros, megabytes, seconds) never run into their neighbours."""
     base = baseline or rows[0]
-    lines = [f"{'method':<28}{'acc':>7}{'nonzero':>10}{'sparsity':>9}{'KB':>8}{'size x':>8}{'CPU ms':>7}"]
-    for r in rows:
-        lines.append(f"{str(r.get('method', '?')):<28}{r['accuracy']:>7.3f}{r['nonzero']:>10,}"
-                     f"{r['sparsity']:>9.2f}{r['size_bytes'] / 1024:>8.1f}"
-                     f"{base['size_bytes'] / r['size_bytes']:>7.1f}x{r['latency_ms']:>7.2f}")
-    return "\n".join(lines)
+    header = ["method", "acc", "nonzero", "sparsity", "KB", "size x", "CPU ms"]
+    body = [[str(r.get("method", "?")), f"{r['accuracy']:.3f}", f"{r['nonzero']:,}", f"{r['sparsity']:.2f}",
+             f"{r['size_bytes'] / 1024:.1f}", f"{base['size_bytes'] / r['size_bytes']:.1f}x",
+             f"{r['latency_ms']:.2f}"] for r in rows]
+    widths = [max(len(line[i]) for line in [header, *body]) for i in range(len(header))]
+    return "\n".join("  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(line, widths)))
+                     for line in [header, *body])
 
 
 def print_table(rows: Sequence[Mapping[str, Any]], baseline: Mapping[str, Any] | None = None) -> None:
     print(format_table(rows, baseline))
+
+
+# --- (ch4) ---
+def compare_latency(nets: Mapping[str, nn.Module], example_batch: torch.Tensor, repeats: int = 10,
+                    rounds: int = 3, threads: int | None = 1) -> dict[str, float]:
+    """Median forward time (ms, CPU) of each named model on ``example_batch``, measured in
+    ``rounds`` interleaved rounds of ``repeats`` passes (a burst of load on a shared machine then
+    hits every model alike), with ``threads`` CPU threads (default 1: less noise; ``None`` keeps
+    the current setting, restored afterwards). The models must be on the CPU (int8 models are)."""
+    old = torch.get_num_threads()
+    if threads is not None:
+        torch.set_num_threads(threads)
+    try:
+        times: dict[str, list[float]] = {name: [] for name in nets}
+        for _ in range(rounds):
+            for name, net in nets.items():
+                times[name].append(latency_ms(net, example_batch, repeats=repeats, warmup=1))
+    finally:
+        torch.set_num_threads(old)
+    return {name: statistics.median(t) for name, t in times.items()}

@@ -102,3 +102,16 @@ def count_nonzero(net: nn.Module) -> int:
             total += sum(int((p != 0).sum()) for n, p in m.named_parameters(recurse=False)
                          if not n.endswith("_orig"))
     return total
+
+
+# --- (ch4) ---
+def layer_sparsity(net: nn.Module) -> dict[str, float]:
+    """``{layer name: fraction of zero weights}`` for every Conv2d/Linear layer (masked, permanent
+    or int8), in module order: where global pruning took its zeros from."""
+    out = {}
+    for name, m in net.named_modules():
+        if isinstance(m, PRUNABLE) or _is_quantized_layer(m):
+            w = _effective(m, "weight")
+            if w is not None:
+                out[name] = (w == 0).float().mean().item()
+    return out
