@@ -77,7 +77,7 @@ def plot_tradeoff(rows: Sequence[Mapping[str, Any]], x: str, y: str = "accuracy"
     return ax
 
 
-# --- unfreezing comparison (ch3) ---
+# --- mean and spread over repeated runs ---
 def plot_mean_spread(runs: Mapping[str, Sequence[Sequence[float]]], ylabel: str = "validation accuracy"):
     """Repeated runs (e.g. seeds) of several methods: ``{method: [curve per run]}``, each curve one
     value per epoch. Left: the mean curve of each method with a band of ± one standard deviation;
@@ -105,7 +105,7 @@ def plot_mean_spread(runs: Mapping[str, Sequence[Sequence[float]]], ylabel: str 
     bx.grid(alpha=0.3, axis="y")
     fig.tight_layout()
     return ax, bx
-# --- error analysis (ch2) ---
+# --- error analysis ---
 def confusion_matrix(labels: Sequence[int] | torch.Tensor, preds: Sequence[int] | torch.Tensor,
                      classes: Sequence[str], title: str = "", ax=None):
     """Counts of (actual, predicted) pairs as an annotated matrix: rows actual, columns predicted
@@ -151,17 +151,40 @@ def show_worst(dataset: Sequence[Any], probs: torch.Tensor, labels: Sequence[int
     return show_images(imgs, rows, min(num_cols, max(1, len(worst))), titles=titles, scale=scale)
 
 
-def plot_sweep(results: Mapping[str, Mapping[float, float]] | Mapping[float, float],
-               xlabel: str = "base learning rate", ylabel: str = "validation accuracy", logx: bool = True,
-               chance: float | None = None):
-    """``ylabel`` against ``xlabel`` for one or more named sweeps (``{"fine-tuned": {lr: acc}}``),
-    points sorted by x; ``chance`` draws a dashed reference line. Returns the axes."""
+# --- sweeps over repeated runs ---
+def mean_std(values: Sequence[float]) -> tuple[float, float]:
+    """Mean and sample standard deviation (0 for a single value) of repeated measurements."""
+    vals = [float(v) for v in values]
+    mean = sum(vals) / len(vals)
+    std = (sum((v - mean) ** 2 for v in vals) / (len(vals) - 1)) ** 0.5 if len(vals) > 1 else 0.0
+    return mean, std
+
+
+def plot_sweep(results: Mapping[str, Mapping[float, Any]] | Mapping[float, Any],
+               xlabel: str = "base learning rate", ylabel: str = "validation accuracy",
+               logx: bool | None = None, chance: float | None = None):
+    """``ylabel`` against ``xlabel``, one line per named sweep: ``{"fine-tuned": {lr: acc}}``, or
+    ``{label: {x: [acc of each seed]}}`` for repeated runs, drawn as the mean with error bars of one
+    standard deviation and each repeat as a faint dot. Points are sorted by x. ``logx`` (default:
+    when every x is positive and they span a factor of 10 or more) uses a log axis; ``chance`` draws
+    a dashed reference line. Returns the axes."""
     if results and not isinstance(next(iter(results.values())), Mapping):
         results = {"": results}  # type: ignore[dict-item]
-    fig, ax = plt.subplots(figsize=(5, 3.2))
+    xs_all = [x for sweep in results.values() for x in sweep]
+    if logx is None:
+        logx = bool(xs_all) and min(xs_all) > 0 and max(xs_all) >= 10 * min(xs_all)
+    fig, ax = plt.subplots(figsize=(5.5, 3.5))
     for name, sweep in results.items():
         xs = sorted(sweep)
-        ax.plot(xs, [sweep[x] for x in xs], marker="o", label=name or None)
+        if all(isinstance(sweep[x], (int, float)) for x in xs):
+            ax.plot(xs, [sweep[x] for x in xs], marker="o", label=name or None)
+            continue
+        stats = [mean_std(sweep[x] if isinstance(sweep[x], Sequence) else [sweep[x]]) for x in xs]
+        bars = ax.errorbar(xs, [m for m, _ in stats], yerr=[sd for _, sd in stats], marker="o", capsize=3,
+                           label=name or None)
+        for x in xs:
+            ys = list(sweep[x]) if isinstance(sweep[x], Sequence) else [sweep[x]]
+            ax.scatter([x] * len(ys), ys, s=10, alpha=0.35, color=bars[0].get_color())
     if chance is not None:
         ax.axhline(chance, ls="--", color="gray", lw=1, label="chance")
     if logx:
@@ -171,41 +194,11 @@ def plot_sweep(results: Mapping[str, Mapping[float, float]] | Mapping[float, flo
     ax.grid(alpha=0.3)
     if any(results) or chance is not None:
         ax.legend(fontsize=8)
-
-
-# --- (ch4) ---
-def mean_std(values: Sequence[float]) -> tuple[float, float]:
-    """Mean and sample standard deviation (0 for a single value) of repeated measurements."""
-    vals = [float(v) for v in values]
-    mean = sum(vals) / len(vals)
-    std = (sum((v - mean) ** 2 for v in vals) / (len(vals) - 1)) ** 0.5 if len(vals) > 1 else 0.0
-    return mean, std
-
-
-def plot_sweep(curves: Mapping[str, Mapping[float, Sequence[float]]], xlabel: str, ylabel: str = "accuracy",
-               chance: float | None = None):
-    """One line per named curve, ``{label: {x: [y of each repeat (seed)]}}``: the mean with error
-    bars of one standard deviation over the repeats, each repeat as a faint dot. ``chance`` draws
-    a dotted horizontal line (e.g. 0.5 for two balanced classes)."""
-    fig, ax = plt.subplots(figsize=(5.5, 3.5))
-    for label, points in curves.items():
-        xs = sorted(points)
-        stats = [mean_std(points[x]) for x in xs]
-        line = ax.errorbar(xs, [m for m, _ in stats], yerr=[s for _, s in stats], marker="o", capsize=3,
-                           label=label)
-        for x in xs:
-            ax.scatter([x] * len(points[x]), points[x], s=10, alpha=0.35, color=line[0].get_color())
-    if chance is not None:
-        ax.axhline(chance, color="gray", linestyle=":", label="chance")
-    ax.set_xlabel(xlabel)
-    ax.set_ylabel(ylabel)
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
     fig.tight_layout()
     return ax
 
 
-# --- diagram (ch2) ---
+# --- the fine-tuning diagram ---
 def finetune_diagram(num_layers: int = 4):
     """d2l's fine-tuning figure: a source model (hidden layers + output layer) trained on the source
     data; the target model copies its hidden layers, gets a new randomly initialised output layer,
@@ -249,7 +242,7 @@ def finetune_diagram(num_layers: int = 4):
     return ax
 
 
-# --- (ch5) ---
+# --- bars with error bars ---
 
 def plot_seed_bars(values: Mapping[str, Sequence[float]], references: Mapping[str, float] | None = None,
                      ylabel: str = "test accuracy"):
@@ -280,8 +273,9 @@ def plot_seed_bars(values: Mapping[str, Sequence[float]], references: Mapping[st
         ax.legend(fontsize=8)
     fig.tight_layout()
     return ax
-# --- lr finder (ch1) ---
 
+
+# --- learning-rate finder ---
 def plot_lr_find(lrs: Sequence[float], losses: Sequence[float], suggestion: float | None = None):
     """The learning-rate finder's curve: smoothed training loss against the rate (log axis), with
     the chosen rate as a dashed vertical line. Returns the axes."""
@@ -294,6 +288,10 @@ def plot_lr_find(lrs: Sequence[float], losses: Sequence[float], suggestion: floa
         ax.axvline(suggestion, color="tab:red", linestyle="--", label=f"chosen: {suggestion:.2g}")
         ax.legend(fontsize=8)
     ax.grid(alpha=0.3, which="both")
+    fig.tight_layout()
+    return ax
+
+
 def plot_layer_sparsity(sparsity: Mapping[str, float], sizes: Mapping[str, int] | None = None,
                         overall: float | None = None):
     """Bar chart of the fraction of zero weights in each layer (``{name: sparsity}``, e.g.

@@ -323,7 +323,7 @@ def train(net: nn.Module, train_iter: Iterable, valid_iter: Iterable | None,
     return history
 
 
-# --- (ch5) ---
+# --- BatchNorm recalibration ---
 
 def recalibrate_batchnorm(net: nn.Module, data_iter: Iterable, num_batches: int | None = None,
                           device: torch.device | str | None = None) -> nn.Module:
@@ -351,7 +351,7 @@ def recalibrate_batchnorm(net: nn.Module, data_iter: Iterable, num_batches: int 
     for m, momentum in momenta.items():
         m.momentum = momentum
     return net
-# --- lr finder (ch1) ---
+# --- learning-rate finder ---
 
 def _optimizer_on_copy(original: nn.Module, copy_: nn.Module,
                        optimizer: torch.optim.Optimizer | Callable[[nn.Module], torch.optim.Optimizer]
@@ -437,7 +437,9 @@ def lr_find(net: nn.Module, train_iter: Iterable,
             if smoothed > diverge * best:
                 break
     return lrs, losses
-# --- unfreezing comparison (ch3) ---
+
+
+# --- fastai-style fine_tune ---
 def fine_tune(net: nn.Module, train_iter: Iterable, valid_iter: Iterable | None,
               groups: list[dict[str, Any]], lr: float, num_epochs: int, *, freeze_epochs: int = 1,
               lr_div: float = 100.0, momentum: float = 0.9, **train_kwargs: Any) -> History:
@@ -473,7 +475,7 @@ def fine_tune(net: nn.Module, train_iter: Iterable, valid_iter: Iterable | None,
         for row in phase(spread, rest).rows:
             history.rows.append({**row, "epoch": row["epoch"] + freeze_epochs})
     return history
-# --- error analysis (ch2) ---
+# --- predictions for error analysis ---
 def predict(net: nn.Module, data_iter: Iterable, device: torch.device | str | None = None,
             channels_last: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
     """``(probs, labels)`` over ``data_iter``: softmax probabilities ``(N, C)`` and true labels

@@ -198,7 +198,7 @@ def test_quantization_engine_follows_the_platform():
     assert C.quantization_engine() in torch.backends.quantized.supported_engines
 
 
-# --- (ch4) ---
+# --- per-layer sparsity, latency comparison, epoch caps ---
 def _row(method, nonzero, size_bytes, latency_ms, accuracy=0.5, sparsity=0.0):
     return {"method": method, "accuracy": accuracy, "nonzero": nonzero, "sparsity": sparsity,
             "size_bytes": size_bytes, "latency_ms": latency_ms}

@@ -15,7 +15,7 @@ import torch  # noqa: E402
 from helpers import plots  # noqa: E402
 
 
-# --- (ch5) ---
+# --- bars with error bars ---
 
 def test_plot_seed_bars_are_means_with_stdev_error_bars():
     values = {"a": [0.8, 0.9, 0.85], "b": [0.6]}
@@ -38,7 +38,7 @@ def test_plot_seed_bars_rejects_empty_input():
         plots.plot_seed_bars({})
     with pytest.raises(ValueError):
         plots.plot_seed_bars({"a": []})
-# --- unfreezing comparison (ch3) ---
+# --- mean and spread over repeated runs ---
 def test_plot_mean_spread_draws_mean_curves_and_error_bars():
     ax, bx = plots.plot_mean_spread({"a": [[0.5, 0.7], [0.7, 0.9]], "b": [[0.6, 0.6]]})
     mean_a = ax.get_lines()[0].get_ydata()
@@ -47,7 +47,7 @@ def test_plot_mean_spread_draws_mean_curves_and_error_bars():
     assert bars == pytest.approx([0.8, 0.6])
     assert [t.get_text() for t in bx.get_xticklabels()] == ["a", "b"]
     assert bx.get_ylim()[0] < 0.7 and bx.get_ylim()[1] > 0.9  # the error bar of "a" (0.8 ± 0.1) is visible
-# --- error analysis (ch2) ---
+# --- error analysis ---
 def test_confusion_matrix_counts_rows_actual_columns_predicted():
     ax = plots.confusion_matrix([0, 0, 0, 1, 1, 2], [0, 1, 1, 1, 2, 2], ["a", "b", "c"])
     counts = ax.images[0].get_array()
@@ -93,7 +93,7 @@ def test_plot_sweep_sorts_points_per_named_sweep_on_a_log_axis():
     plt.close("all")
 
 
-# --- diagram (ch2) ---
+# --- the fine-tuning diagram ---
 def test_finetune_diagram_copies_every_layer_and_adds_a_new_output_layer():
     ax = plots.finetune_diagram(num_layers=3)
     texts = [t.get_text() for t in ax.texts]
@@ -102,3 +102,45 @@ def test_finetune_diagram_copies_every_layer_and_adds_a_new_output_layer():
     assert {"source model", "target model"} <= set(texts)
     assert len(ax.patches) == 3 * 2 + 2 + 2 + 3 + 2  # boxes, output layers, data, copy and data arrows
     plt.close("all")
+
+
+# --- learning-rate finder ---
+def test_plot_lr_find_log_x_curve_and_suggestion_line():
+    lrs, losses = [1e-4, 1e-3, 1e-2, 1e-1], [0.7, 0.6, 0.3, 1.5]
+    ax = plots.plot_lr_find(lrs, losses, suggestion=1e-3)
+    assert ax.get_xscale() == "log"
+    curve, marker = ax.get_lines()
+    assert list(curve.get_xdata()) == lrs and list(curve.get_ydata()) == losses
+    assert list(marker.get_xdata()) == pytest.approx([1e-3, 1e-3])  # a vertical line at the chosen rate
+    assert "0.001" in ax.get_legend().get_texts()[0].get_text()
+    plt.close("all")
+    ax = plots.plot_lr_find(lrs, losses)
+    assert len(ax.get_lines()) == 1 and ax.get_legend() is None
+    plt.close("all")
+
+
+# --- sweeps and per-layer sparsity ---
+def test_mean_std():
+    assert plots.mean_std([0.5]) == (0.5, 0.0)
+    mean, std = plots.mean_std([0.5, 0.7, 0.9])
+    assert mean == pytest.approx(0.7) and std == pytest.approx(0.2)
+
+
+def test_plot_sweep_draws_means_with_error_bars():
+    curves = {"pruned": {0.0: [0.9, 0.95], 0.9: [0.5, 0.8]}, "pruned + FT": {0.9: [0.85, 0.87]}}
+    ax = plots.plot_sweep(curves, xlabel="sparsity", chance=0.5)
+    lines = [c for c in ax.containers if hasattr(c, "lines")]  # one ErrorbarContainer per curve
+    assert len(lines) == 2
+    x, y = lines[0].lines[0].get_data()
+    assert list(x) == [0.0, 0.9] and list(y) == pytest.approx([0.925, 0.65])
+    assert {t.get_text() for t in ax.get_legend().get_texts()} == {"chance", "pruned", "pruned + FT"}
+    assert ax.get_xlabel() == "sparsity"
+
+
+def test_plot_layer_sparsity_one_bar_per_layer():
+    ax = plots.plot_layer_sparsity({"conv1": 0.3, "layer4.0.conv2": 0.97, "fc": 0.1}, {"conv1": 432,
+                                   "layer4.0.conv2": 147456, "fc": 256}, overall=0.9)
+    heights = [p.get_height() for p in ax.patches]
+    assert heights == pytest.approx([0.3, 0.97, 0.1])
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["conv1", "layer4.0.conv2", "fc"]
+    assert "147,456" in [t.get_text() for t in ax.texts]

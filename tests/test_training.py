@@ -257,7 +257,7 @@ def test_stage_recorder_sees_each_epochs_trainable_groups_after_the_unfreezer():
     assert recorder.stages == [["head"], ["layer4", "head"], ["layer3", "layer4", "head"]]
 
 
-# --- (ch5) ---
+# --- BatchNorm recalibration ---
 
 def test_recalibrate_batchnorm_recomputes_the_statistics_without_training():
     from helpers import compression as C
@@ -281,7 +281,7 @@ def test_recalibrate_batchnorm_recomputes_the_statistics_without_training():
     assert pruned.bn1.num_batches_tracked.item() == len(loader)
     training.recalibrate_batchnorm(pruned, loader, num_batches=1)
     assert pruned.bn1.num_batches_tracked.item() == 1
-# --- lr finder (ch1) ---
+# --- learning-rate finder ---
 
 def _finder_setup(seed=0):
     net = grading.tiny_net(seed=seed)
@@ -356,7 +356,7 @@ def test_lr_find_rebuilds_only_optimizers_of_this_network():
         training.lr_find(net, grading.tiny_loader(n=80), other)
     with pytest.raises(ValueError, match="start_lr"):
         training.lr_find(net, grading.tiny_loader(), other, 1.0, 0.1)
-# --- unfreezing comparison (ch3) ---
+# --- mean and spread over repeated runs ---
 def test_fine_tune_trains_the_head_alone_then_everything_with_geometric_rates():
     net = grading.tiny_net()
     start = {k: v.clone() for k, v in net.state_dict().items()}
@@ -376,7 +376,7 @@ def test_fine_tune_trains_the_head_alone_then_everything_with_geometric_rates():
     assert not torch.equal(net.conv1.weight, start["conv1.weight"])
     with pytest.raises(ValueError):
         training.fine_tune(net, loader, None, [], 0.1, 2)
-# --- error analysis (ch2) ---
+# --- predictions for error analysis ---
 def test_predict_uses_eval_mode_without_autograd_and_restores_the_mode():
     from helpers.grading import tiny_loader, tiny_net
     from helpers.training import evaluate, predict

@@ -20,11 +20,11 @@ One module per concern:
   (YAML -> validated dataclasses) and :func:`run_workflow`.
 """
 from helpers.compression.config import (METHODS, ConfigError, Experiment, Finetuning, Step, WorkflowConfig,
-                                        load_config)
-from helpers.compression.measure import (accuracy, format_table, latency_ms, measure, print_table,
+                                        cap_epochs, load_config)
+from helpers.compression.measure import (accuracy, compare_latency, format_table, latency_ms, measure, print_table,
                                          serialized_size)
-from helpers.compression.pruning import (PRUNABLE, clone, count_nonzero, is_pruned, make_permanent, prunable,
-                                         prune_global_l1, sparsity)
+from helpers.compression.pruning import (PRUNABLE, clone, count_nonzero, is_pruned, layer_sparsity, make_permanent,
+                                         prunable, prune_global_l1, sparsity)
 from helpers.compression.quantization import (BACKEND, QuantReady, convert_qat, prepare_qat, quantization_engine,
                                               quantize_dynamic, quantize_static, quantized_layers)
 from helpers.compression.workflow import apply_step, logger, run_workflow
@@ -33,11 +33,5 @@ __all__ = ["METHODS", "ConfigError", "Experiment", "Finetuning", "Step", "Workfl
            "accuracy", "format_table", "latency_ms", "measure", "print_table", "serialized_size",
            "PRUNABLE", "clone", "count_nonzero", "is_pruned", "make_permanent", "prunable", "prune_global_l1",
            "sparsity", "BACKEND", "QuantReady", "convert_qat", "prepare_qat", "quantization_engine",
-           "quantize_dynamic", "quantize_static", "quantized_layers", "apply_step", "logger", "run_workflow"]
-
-# --- (ch4) ---
-from helpers.compression.config import cap_epochs  # noqa: E402
-from helpers.compression.measure import compare_latency  # noqa: E402
-from helpers.compression.pruning import layer_sparsity  # noqa: E402
-
-__all__ += ["cap_epochs", "compare_latency", "layer_sparsity"]
+           "quantize_dynamic", "quantize_static", "quantized_layers", "apply_step", "logger", "run_workflow",
+           "cap_epochs", "compare_latency", "layer_sparsity"]

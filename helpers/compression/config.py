@@ -177,7 +177,7 @@ def _label(step: Step) -> str:
     return {"quantization": "int8", "distillation": "distillation"}[step.method]
 
 
-# --- (ch4) ---
+# --- epoch caps ---
 def cap_epochs(config: WorkflowConfig, profile: Any) -> WorkflowConfig:
     """A copy of ``config`` whose fine-tuning epochs go through ``profile.epochs`` (capped by
     ``COURSE_MAX_EPOCHS`` in smoke runs). Zero stays zero: a quantization step without epochs must

@@ -83,7 +83,7 @@ def print_table(rows: Sequence[Mapping[str, Any]], baseline: Mapping[str, Any] |
     print(format_table(rows, baseline))
 
 
-# --- (ch4) ---
+# --- latency comparison ---
 def compare_latency(nets: Mapping[str, nn.Module], example_batch: torch.Tensor, repeats: int = 10,
                     rounds: int = 3, threads: int | None = 1) -> dict[str, float]:
     """Median forward time (ms, CPU) of each named model on ``example_batch``, measured in

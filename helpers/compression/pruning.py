@@ -104,7 +104,7 @@ def count_nonzero(net: nn.Module) -> int:
     return total
 
 
-# --- (ch4) ---
+# --- per-layer sparsity ---
 def layer_sparsity(net: nn.Module) -> dict[str, float]:
     """``{layer name: fraction of zero weights}`` for every Conv2d/Linear layer (masked, permanent
     or int8), in module order: where global pruning took its zeros from."""
