@@ -126,7 +126,7 @@ def run(name: str, make_loaders, net: torch.nn.Module, profile: Profile, epochs:
     res = {"name": name, "data_s": t_data, "end_to_end_s": total, "steady_img_s": steady,
            "epoch_img_s": [round(r, 1) for r in rates], "valid_acc": hist.final["valid_acc"]}
     print(f"  {name:<28} data/decode {t_data:6.2f} s | steady {steady:9.1f} img/s | "
-          f"end to end {total:7.2f} s | epochs {res['epoch_img_s']} | valid acc {res["valid_acc"]:.3f}",
+          f"end to end {total:7.2f} s | epochs {res['epoch_img_s']} | valid acc {res['valid_acc']:.3f}",
           flush=True)
     return res
 

@@ -6,6 +6,8 @@ other's solutions, so each failing test cell is caused by its own wrong answer.
 """
 from __future__ import annotations
 
+import pytest
+
 from tests.nbrun import run_until
 
 NB = "solutions/ch5_recovery/ch5_recovery.ipynb"
@@ -296,39 +298,30 @@ def test_other_correct_answers_pass():
     assert not any(results.values()), results
 
 
-def test_wrong_answers_batch_a():
+# One wrong answer per exercise in each batch (the exercises do not depend on each other).
+BATCHES = {
     # per-tensor clipping, an optimizer of the trainable groups only, net.eval(), plateau in min mode,
     # distillation without T^2
-    results = run_until(NB, LAST, replace={"clip_impl": CLIP_PER_TENSOR, "optimizer_impl": OPT_TRAINABLE_ONLY,
-                                           "bn_impl": BN_NET_EVAL, "scheduler_impl": SCHEDULER_PLATEAU_MIN,
-                                           "kd_impl": KD_NO_T2})
-    assert _failed(results) == TESTS, results
-
-
-def test_wrong_answers_batch_b():
+    "a": {"clip_impl": CLIP_PER_TENSOR, "optimizer_impl": OPT_TRAINABLE_ONLY, "bn_impl": BN_NET_EVAL,
+          "scheduler_impl": SCHEDULER_PLATEAU_MIN, "kd_impl": KD_NO_T2},
     # a generator iterated twice, add_param_group after the scheduler, requires_grad instead of eval mode,
     # the document's patience=3, KL arguments swapped
-    results = run_until(NB, LAST, replace={"clip_impl": CLIP_GENERATOR_TWICE, "optimizer_impl": OPT_ADD_GROUP_AFTER,
-                                           "bn_impl": BN_REQUIRES_GRAD_ONLY, "scheduler_impl": SCHEDULER_PATIENCE_3,
-                                           "kd_impl": KD_SWAPPED})
-    assert _failed(results) == TESTS, results
-
-
-def test_wrong_answers_batch_c():
+    "b": {"clip_impl": CLIP_GENERATOR_TWICE, "optimizer_impl": OPT_ADD_GROUP_AFTER, "bn_impl": BN_REQUIRES_GRAD_ONLY,
+          "scheduler_impl": SCHEDULER_PATIENCE_3, "kd_impl": KD_SWAPPED},
     # clipping by value, one unnamed group, only the direct children, patience=0,
     # probabilities instead of log-probabilities
-    results = run_until(NB, LAST, replace={"clip_impl": CLIP_BY_VALUE, "optimizer_impl": OPT_ONE_GROUP,
-                                           "bn_impl": BN_TOP_LEVEL, "scheduler_impl": SCHEDULER_PATIENCE_0,
-                                           "kd_impl": KD_NO_LOG_SOFTMAX})
-    assert _failed(results) == TESTS, results
-
-
-def test_wrong_answers_batch_d():
+    "c": {"clip_impl": CLIP_BY_VALUE, "optimizer_impl": OPT_ONE_GROUP, "bn_impl": BN_TOP_LEVEL,
+          "scheduler_impl": SCHEDULER_PATIENCE_0, "kd_impl": KD_NO_LOG_SOFTMAX},
     # gradients scaled up below the threshold, unfreezing everything, one frozen parameter is enough,
     # the document's eta_min, "mean" reduction
-    results = run_until(NB, LAST, replace={"clip_impl": CLIP_ALWAYS_RESCALE, "optimizer_impl": OPT_UNFREEZES,
-                                           "bn_impl": BN_ANY_FROZEN, "scheduler_impl": SCHEDULER_DOCUMENT_COSINE,
-                                           "kd_impl": KD_MEAN})
+    "d": {"clip_impl": CLIP_ALWAYS_RESCALE, "optimizer_impl": OPT_UNFREEZES, "bn_impl": BN_ANY_FROZEN,
+          "scheduler_impl": SCHEDULER_DOCUMENT_COSINE, "kd_impl": KD_MEAN},
+}
+
+
+@pytest.mark.parametrize("batch", sorted(BATCHES))
+def test_wrong_answers_batch(batch):
+    results = run_until(NB, LAST, replace=BATCHES[batch])
     assert _failed(results) == TESTS, results
 
 
