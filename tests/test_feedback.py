@@ -60,6 +60,13 @@ def hidden_lines(nb_path: Path) -> list[str]:
     return [ln for ln in lines if len(ln) >= 6 and ln not in public]
 
 
+def graded_points(nb_path: Path) -> dict[str, float]:
+    """``{grade_id: points}`` of the autograded test cells of a source notebook."""
+    nb = nbformat.read(str(nb_path), as_version=4)
+    return {m["grade_id"]: float(m["points"]) for c in nb.cells
+            if (m := c.metadata.get("nbgrader", {})).get("grade") and not m.get("solution")}
+
+
 def html_views(page: str) -> list[str]:
     """The page as raw HTML, as text (tags removed, entities decoded, code highlighting undone), and
     with JSON string escapes decoded (an embedded notebook), all whitespace-normalised."""
@@ -128,14 +135,17 @@ def test_feedback_shows_failure_messages_points_and_visible_tests(ch3_feedback):
     for message in MESSAGES:
         assert f"AssertionError: {message}" in cell
     assert "Traceback" not in cell and "---->" not in cell  # the message, not the failing source lines
-    # points per graded cell: layer_groups_tests (2 points) failed, the others passed
-    assert "Score: 0.0 / 2.0" in text and "Score: 3.0 / 3.0" in text
+    # points per graded cell: layer_groups_tests failed, the other autograded cells passed
+    points = graded_points(SOURCE)
+    assert f"Score: 0.0 / {points.pop('layer_groups_tests'):.1f}" in text
+    assert all(f"Score: {p:.1f} / {p:.1f}" in text for p in points.values())
     # visible tests and the student's own code stay
     assert 'assert list(groups) == ["stem", "layer1", "layer2", "layer3", "layer4", "head"], list(groups)' in text
     assert '"stem": [net.conv1], "layer1": [net.layer1]' in text
     assert "(hidden tests: not shown in feedback)" in text
     passing = html_views(pages["passing"])[1]
-    assert "AssertionError" not in passing and "Score: 2.0 / 2.0" in passing
+    assert "AssertionError" not in passing
+    assert all(f"Score: {p:.1f} / {p:.1f}" in passing for p in graded_points(SOURCE).values())
 
 
 def test_full_feedback_is_an_explicit_option(ch3_feedback):
