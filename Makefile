@@ -39,13 +39,13 @@ lab: setup
 # Then test-avx2: the training/grading-related tests and the solutions once more on oneDNN's AVX2
 # kernels (what an AVX2-only CPU such as an AMD EPYC runs), one thread, so memory corruption aborts.
 test: setup
-	COURSE_PROFILE=fast MPLBACKEND=Agg $(BIN)/python -m pytest -p no:cacheprovider -q tests solutions --nbval-lax
+	COURSE_PROFILE=fast MPLBACKEND=Agg $(BIN)/python -m pytest -p no:cacheprovider -q --durations=25 tests solutions --nbval-lax
 	$(MAKE) --no-print-directory test-avx2
 
 AVX2_TESTS := tests/test_isa.py tests/test_training.py tests/test_compression.py tests/test_fastpath.py
 test-avx2: setup
 	ONEDNN_MAX_CPU_ISA=AVX2 OMP_NUM_THREADS=1 COURSE_PROFILE=fast MPLBACKEND=Agg \
-	  $(BIN)/python -m pytest -p no:cacheprovider -q $(AVX2_TESTS) solutions --nbval-lax
+	  $(BIN)/python -m pytest -p no:cacheprovider -q --durations=10 $(AVX2_TESTS) solutions --nbval-lax
 
 bench: setup
 	$(BIN)/python benchmarks/bench_training.py
