@@ -105,6 +105,8 @@ def plot_mean_spread(runs: Mapping[str, Sequence[Sequence[float]]], ylabel: str 
     bx.grid(alpha=0.3, axis="y")
     fig.tight_layout()
     return ax, bx
+
+
 # --- error analysis ---
 def confusion_matrix(labels: Sequence[int] | torch.Tensor, preds: Sequence[int] | torch.Tensor,
                      classes: Sequence[str], title: str = "", ax=None):

@@ -24,8 +24,6 @@ from torch.nn import functional as F
 from tqdm.auto import tqdm
 
 
-
-
 def warmup_cosine(optimizer: torch.optim.Optimizer, warmup_steps: int, total_steps: int,
                   start_factor: float = 0.1, min_factor: float = 0.0) -> torch.optim.lr_scheduler.LambdaLR:
     """Linear warmup from ``start_factor`` to 1, then cosine decay to ``min_factor``, as one
@@ -324,7 +322,6 @@ def train(net: nn.Module, train_iter: Iterable, valid_iter: Iterable | None,
 
 
 # --- BatchNorm recalibration ---
-
 def recalibrate_batchnorm(net: nn.Module, data_iter: Iterable, num_batches: int | None = None,
                           device: torch.device | str | None = None) -> nn.Module:
     """Recompute the running statistics of every BatchNorm layer of ``net`` (in place; returned).
@@ -333,7 +330,7 @@ def recalibrate_batchnorm(net: nn.Module, data_iter: Iterable, num_batches: int 
     This resets them and runs forward passes over ``data_iter`` (at most ``num_batches`` batches) in
     training mode without gradients, with ``momentum=None`` (a cumulative average over the pass); no
     parameter changes. Each module's mode and each BatchNorm's momentum are restored afterwards."""
-    device = torch.device(device) if device is not None else _device_of(net)
+    device = _check_device(net, device)
     bns = [m for m in net.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
     modes = {m: m.training for m in net.modules()}
     momenta = {m: m.momentum for m in bns}
@@ -345,14 +342,15 @@ def recalibrate_batchnorm(net: nn.Module, data_iter: Iterable, num_batches: int 
         for i, (X, *_) in enumerate(data_iter):
             if num_batches is not None and i >= num_batches:
                 break
-            net(X.to(device))
+            net(_batch_to(X, device, channels_last=False))
     for m, mode in modes.items():
         m.training = mode
     for m, momentum in momenta.items():
         m.momentum = momentum
     return net
-# --- learning-rate finder ---
 
+
+# --- learning-rate finder ---
 def _optimizer_on_copy(original: nn.Module, copy_: nn.Module,
                        optimizer: torch.optim.Optimizer | Callable[[nn.Module], torch.optim.Optimizer]
                        ) -> torch.optim.Optimizer:
@@ -475,13 +473,15 @@ def fine_tune(net: nn.Module, train_iter: Iterable, valid_iter: Iterable | None,
         for row in phase(spread, rest).rows:
             history.rows.append({**row, "epoch": row["epoch"] + freeze_epochs})
     return history
+
+
 # --- predictions for error analysis ---
 def predict(net: nn.Module, data_iter: Iterable, device: torch.device | str | None = None,
             channels_last: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
     """``(probs, labels)`` over ``data_iter``: softmax probabilities ``(N, C)`` and true labels
     ``(N,)``, on the CPU, in the iterable's order. Eval mode (BatchNorm uses its running
     statistics, dropout is off) under ``inference_mode``; the net's previous mode is restored."""
-    device = torch.device(device) if device is not None else _device_of(net)
+    device = _check_device(net, device)
     was_training = net.training
     net.eval()
     probs, labels = [], []
