@@ -1,8 +1,9 @@
 """Time to autograde one student's whole course in the fast profile on 2 cores (goal: < 45 s).
 
 On a temporary copy of the course: release every chapter, submit the solutions as one student,
-then time ``instructor/cli.py autograde --student bench`` (one nbgrader run: kernel start-up,
-every cell, hidden tests, gradebook writes). Run: ``python benchmarks/bench_autograde.py [ASSIGNMENT ...]``.
+then time ``instructor/cli.py autograde --student bench`` with its default ``--jobs`` (the cores:
+one nbgrader process per chapter, that many at a time; kernel start-up, every cell, hidden tests,
+gradebook writes). ``BENCH_JOBS=1`` times the serial run (one nbgrader process for the course). Run: ``python benchmarks/bench_autograde.py [ASSIGNMENT ...]``.
 """
 from __future__ import annotations
 
@@ -39,14 +40,15 @@ def main() -> int:
         for a in chapters:
             shutil.copytree(root / "solutions" / a, root / "submitted" / "bench" / a)
         start = time.perf_counter()
-        status = cmd_autograde(course, student="bench")
+        jobs = int(os.environ["BENCH_JOBS"]) if os.environ.get("BENCH_JOBS") else None
+        status = cmd_autograde(course, student="bench", jobs=jobs)
         seconds = time.perf_counter() - start
         rows = grade_table(course)
         auto = sum(r["auto"] for r in rows)
         max_auto = sum(r["max_auto"] for r in rows)
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     print(f"autograde one student, {len(chapters)} chapter(s) ({', '.join(chapters)}), fast profile, "
-          f"{cores} core(s): {seconds:.1f} s {'OK' if seconds < GOAL_S else f'SLOW (goal < {GOAL_S:.0f} s)'}; "
+          f"{cores} core(s), jobs {jobs or cores}: {seconds:.1f} s {'OK' if seconds < GOAL_S else f'SLOW (goal < {GOAL_S:.0f} s)'}; "
           f"{auto:g}/{max_auto:g} autograded points")
     return status
 

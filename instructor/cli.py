@@ -299,8 +299,9 @@ def cmd_autograde(course: Course, assignments: list[str] | None = None, student:
     """``nbgrader autograde`` over submitted/: all students (or one, or a list), all assignments (or some).
 
     ``jobs`` > 1 (default: the number of cores) grades that many students at once, each in its own
-    nbgrader process (:func:`_autograde_parallel`); ``jobs`` = 1 runs one nbgrader process for the
-    whole batch. nbgrader's own per-cell timeout interrupts a cell that never ends and grades the rest
+    nbgrader process (:func:`_autograde_parallel`); with fewer students than jobs (one late student,
+    a regrade) their assignments are graded side by side instead. ``jobs`` = 1 runs one nbgrader
+    process for the whole batch. nbgrader's own per-cell timeout interrupts a cell that never ends and grades the rest
     of the notebook; on top of that a wall-clock limit per notebook stops a student whose kernel cannot
     be interrupted, and the batch goes on with the others."""
     jobs = default_jobs() if jobs is None else jobs
@@ -344,7 +345,7 @@ def cmd_autograde(course: Course, assignments: list[str] | None = None, student:
     started = time.time()
     excluded: set[str] = set()
     todo = list(pairs)
-    if jobs > 1 and len({s for s, _ in pairs}) > 1:
+    if jobs > 1 and len(pairs) > 1:
         _autograde_parallel(course, pairs, extra, force, per_notebook, jobs, bad, started)
         todo = []
     while todo:
@@ -416,49 +417,69 @@ def audit(course: Course, pairs: list[tuple[str, str]]) -> dict:
     return flagged
 
 
+def _grading_units(pairs: list[tuple[str, str]], jobs: int) -> list[tuple[str, list[str]]]:
+    """How a parallel autograde splits its work: one unit (one nbgrader process) per student, whose
+    assignments run one after the other, when there are at least ``jobs`` students; otherwise one
+    unit per (student, assignment), so that one student's chapters use all the jobs. Longest
+    first is unknown, so the order is the course's (students, then assignments)."""
+    by_student: dict[str, list[str]] = {}
+    for s, a in pairs:
+        by_student.setdefault(s, []).append(a)
+    if len(by_student) >= jobs:
+        return [(s, names) for s, names in sorted(by_student.items())]
+    return [(s, [a]) for s, names in sorted(by_student.items()) for a in names]
+
+
 def _autograde_parallel(course: Course, pairs: list[tuple[str, str]], extra: list[str], force: bool,
                         per_notebook: float, jobs: int, bad: dict, started: float) -> None:
-    """Grade students concurrently, ``jobs`` at a time, one nbgrader process per student (its own
-    kernels, its own gradebook session: no state shared between students). A student whose nbgrader
-    fails on the gradebook (SQLite: ``database is locked`` after the busy timeout), whose graded
-    submission is missing from the gradebook, or whose cell hit the per-cell timeout while sharing
-    the cores, is graded again alone once the others are done (the same result as a serial run)."""
+    """Grade concurrently, ``jobs`` nbgrader processes at a time (:func:`_grading_units`: one per
+    student, or one per assignment of a student when there are fewer students than jobs). Each has
+    its own kernels and its own gradebook session: no state shared between students. A unit whose
+    nbgrader fails on the gradebook (SQLite: ``database is locked`` after the busy timeout), whose
+    graded submission is missing from the gradebook, or whose cell hit the per-cell timeout while
+    sharing the cores, is graded again alone once the others are done (the same result as a serial
+    run)."""
     from concurrent.futures import ThreadPoolExecutor, as_completed
 
     from nbgrader.api import Gradebook
 
     course_id = course.config.CourseDirectory.get("course_id") or "default_course"
-    with Gradebook(course.db_url, course_id):  # create tables / the course row once, before the writers
-        pass
-    by_student: dict[str, list[str]] = {}
-    for s, a in pairs:
-        by_student.setdefault(s, []).append(a)
+    units = _grading_units(pairs, jobs)
+    with Gradebook(course.db_url, course_id) as gb:  # tables, the course row and the students once,
+        for s in sorted({s for s, _ in units}):      # before the writers (two units of one student
+            gb.update_or_create_student(s)           # must not both insert the student)
 
-    def grade(s: str) -> tuple[str, subprocess.CompletedProcess, float]:
-        names = by_student[s]
+    def label(unit: tuple[str, list[str]]) -> str:
+        s, names = unit
+        return s if len(units) == len({u[0] for u in units}) else f"{s}/{names[0]}"
+
+    def grade(unit: tuple[str, list[str]]) -> tuple[tuple[str, list[str]], subprocess.CompletedProcess, float]:
+        s, names = unit
         args = ["autograde", names[0] if len(names) == 1 else "*", f"--student={s}", *extra]
         t0 = time.time()
         r = course.nbgrader(*(args + (["--force"] if force else [])), timeout=per_notebook * len(names),
                             threads=threads)
-        return s, r, time.time() - t0
+        return unit, r, time.time() - t0
 
-    def settle(s: str, r: subprocess.CompletedProcess, seconds: float, retry: list[str] | None) -> None:
-        lost = [a for a in by_student[s] if not _graded(course, s, a, started - 1)]
-        print(f"autograde {s}: nbgrader ran {seconds:.1f} s" + (f", {len(lost)} not graded" if lost else ""),
+    def settle(unit: tuple[str, list[str]], r: subprocess.CompletedProcess, seconds: float,
+               retry: list[tuple[str, list[str]]] | None) -> None:
+        s, names = unit
+        lost = [a for a in names if not _graded(course, s, a, started - 1)]
+        print(f"autograde {label(unit)}: nbgrader ran {seconds:.1f} s" + (f", {len(lost)} not graded" if lost else ""),
               flush=True)
         if not lost:
             return
         if getattr(r, "timed_out", False):
-            course.problem(f"{s}/{lost[0]}: grading took longer than {per_notebook * len(by_student[s]):.0f} s "
+            course.problem(f"{s}/{lost[0]}: grading took longer than {per_notebook * len(names):.0f} s "
                            "and was stopped; the other students are graded")
             for a in lost:
                 shutil.rmtree(course.autograded / s / a, ignore_errors=True)
             return
         # the gradebook refused a write, or a kernel starved of CPU by the other jobs missed the per-cell
-        # timeout: grade this student again alone, after the others
-        if retry is not None and re.search(r"database is locked|OperationalError|could not serialize|"
+        # timeout: grade this unit again alone, after the others
+        if retry is not None and re.search(r"database is locked|OperationalError|IntegrityError|could not serialize|"
                                            r"Timeout waiting for execute reply|Kernel died", r.stdout):
-            retry.append(s)
+            retry.append(unit)
             return
         for a in lost:
             if (s, a) not in bad:
@@ -467,27 +488,33 @@ def _autograde_parallel(course: Course, pairs: list[tuple[str, str]], extra: lis
         if log:
             print("  nbgrader log (errors):\n" + "\n".join("    " + ln for ln in log[-10:]))
 
-    threads = max(1, default_jobs() // min(jobs, len(by_student)))  # each job gets its share of the cores
-    retry: list[str] = []
-    with ThreadPoolExecutor(max_workers=min(jobs, len(by_student))) as pool:
-        for fut in as_completed([pool.submit(grade, s) for s in sorted(by_student)]):
+    workers = min(jobs, len(units))
+    threads = max(1, default_jobs() // workers)  # each job gets its share of the cores
+    retry: list[tuple[str, list[str]]] = []
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        for fut in as_completed([pool.submit(grade, u) for u in units]):
             settle(*fut.result(), retry)
     # nothing lost: every notebook graded on disk has its submission in the gradebook
     from nbgrader.api import MissingEntry
 
     with Gradebook(course.db_url, course_id) as gb:
-        for s, a in pairs:
-            if s in retry or not _graded(course, s, a, started - 1):
+        for unit in units:
+            s, names = unit
+            if unit in retry:
                 continue
-            try:
-                gb.find_submission(a, s)
-            except MissingEntry:
-                retry.append(s)
-    for s in sorted(set(retry)):  # one writer: what the gradebook refused under contention
-        print(f"autograde {s}: gradebook busy or incomplete, or a cell timed out under load: graded again alone",
-              flush=True)
+            for a in names:
+                if not _graded(course, s, a, started - 1):
+                    continue
+                try:
+                    gb.find_submission(a, s)
+                except MissingEntry:
+                    retry.append(unit)
+                    break
+    for unit in sorted(retry):  # one writer: what the gradebook refused under contention
+        print(f"autograde {label(unit)}: gradebook busy or incomplete, or a cell timed out under load: "
+              "graded again alone", flush=True)
         force = True
-        settle(*grade(s), None)
+        settle(*grade(unit), None)
 
 
 def cmd_feedback(course: Course, assignments: list[str] | None = None, student: str | None = None,

@@ -175,3 +175,39 @@ def test_gradebook_refusal_is_graded_again_alone(graded, tmp_path, monkeypatch, 
         in out
     assert calls.count("wrong_mul") == 2 and calls.count("perfect") == 1
     assert scores(course_dir) == {"perfect": 6, "wrong_mul": 3, "empty": 0}
+
+
+def test_grading_units_split_one_student_by_assignment():
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+    from instructor.cli import _grading_units
+
+    class_pairs = [(s, a) for s in ("bo", "al", "cy") for a in ("ch1", "ch2")]
+    assert _grading_units(class_pairs, 2) == [("al", ["ch1", "ch2"]), ("bo", ["ch1", "ch2"]), ("cy", ["ch1", "ch2"])]
+    assert _grading_units([("al", "ch1"), ("al", "ch2"), ("al", "ch3")], 2) == \
+        [("al", ["ch1"]), ("al", ["ch2"]), ("al", ["ch3"])]
+    assert _grading_units([("al", "ch1"), ("bo", "ch1"), ("bo", "ch2")], 3) == \
+        [("al", ["ch1"]), ("bo", ["ch1"]), ("bo", ["ch2"])]
+
+
+def test_one_student_chapters_side_by_side_equal_serial(tmp_path):
+    """One student, two assignments, ``--jobs 2``: one nbgrader process per assignment, at the same
+    time, on one gradebook (the student row is made before), with exactly the serial grades."""
+    serial = tmp_path / "serial"
+    serial.mkdir()
+    build_mini(serial)
+    b = "t1_mini"
+    variant(serial / "solutions" / A / f"{A}.ipynb", serial / "solutions" / b / f"{b}.ipynb")
+    assert run_cli(serial, "release").returncode == 0
+    inbox = tmp_path / "inbox"
+    variant(serial / "solutions" / A / f"{A}.ipynb", inbox / "solo" / A / f"{A}.ipynb", {"mul_impl": WRONG_MUL})
+    variant(serial / "solutions" / b / f"{b}.ipynb", inbox / "solo" / b / f"{b}.ipynb")
+    assert run_cli(serial, "collect", str(inbox)).returncode == 0
+    parallel = tmp_path / "parallel"
+    shutil.copytree(serial, parallel)
+    r1 = run_cli(serial, "autograde", "--jobs", "1")
+    r2 = run_cli(parallel, "autograde", "--jobs", "2")
+    assert r1.returncode == 0 and r2.returncode == 0, r1.stdout + r2.stdout + r2.stderr
+    assert f"autograde solo/{A}: nbgrader ran" in r2.stdout and f"autograde solo/{b}: nbgrader ran" in r2.stdout
+    rows = cell_grades(parallel)
+    assert rows == cell_grades(serial)
+    assert {(nb, sum(r[3] for r in rows if r[1] == nb)) for nb in (A, b)} == {(A, 3.0), (b, 6.0)}
