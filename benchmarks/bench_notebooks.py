@@ -18,7 +18,7 @@ REPO = Path(__file__).resolve().parent.parent
 def main() -> None:
     os.environ["COURSE_PROFILE"] = "fast"
     os.environ.setdefault("MPLBACKEND", "Agg")
-    targets = [Path(a) for a in sys.argv[1:]] or sorted((REPO / "solutions").glob("*/"))
+    targets = [Path(a).resolve() for a in sys.argv[1:]] or sorted((REPO / "solutions").glob("*/"))
     total = 0.0
     for folder in targets:
         for path in sorted(Path(folder).glob("*.ipynb")):
