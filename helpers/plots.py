@@ -81,14 +81,15 @@ def plot_tradeoff(rows: Sequence[Mapping[str, Any]], x: str, y: str = "accuracy"
 def plot_mean_spread(runs: Mapping[str, Sequence[Sequence[float]]], ylabel: str = "validation accuracy"):
     """Repeated runs (e.g. seeds) of several methods: ``{method: [curve per run]}``, each curve one
     value per epoch. Left: the mean curve of each method with a band of ± one standard deviation;
-    right: the mean of the last epoch as a bar with a ± one standard deviation error bar. Returns the axes."""
+    right: the mean of the last epoch as a bar with a ± one standard deviation error bar. The standard
+    deviation is the sample one, as in :func:`mean_std` (0 for a single run). Returns the axes."""
     import numpy as np
 
     fig, (ax, bx) = plt.subplots(1, 2, figsize=(9, 3.2), gridspec_kw={"width_ratios": [3, 2]})
     finals, errs = [], []
     for name, curves in runs.items():
         a = np.asarray(curves, dtype=float)
-        mean, std = a.mean(0), a.std(0)
+        mean, std = a.mean(0), (a.std(0, ddof=1) if len(a) > 1 else np.zeros(a.shape[1]))
         x = np.arange(1, a.shape[1] + 1)
         ax.plot(x, mean, marker="o", label=f"{name} (n={len(a)})")
         ax.fill_between(x, mean - std, mean + std, alpha=0.2)

@@ -46,7 +46,12 @@ def test_plot_mean_spread_draws_mean_curves_and_error_bars():
     bars = [p.get_height() for p in bx.patches]
     assert bars == pytest.approx([0.8, 0.6])
     assert [t.get_text() for t in bx.get_xticklabels()] == ["a", "b"]
-    assert bx.get_ylim()[0] < 0.7 and bx.get_ylim()[1] > 0.9  # the error bar of "a" (0.8 ± 0.1) is visible
+    assert bx.get_ylim()[0] < 0.65 and bx.get_ylim()[1] > 0.94  # the error bar of "a" is visible
+    # the spread is the sample standard deviation, as in mean_std: "a" ends at 0.8 ± 0.1414, "b" (one run) ± 0
+    (lo_a, hi_a), (lo_b, hi_b) = [(seg[0][1], seg[1][1]) for seg in bx.containers[0].lines[2][0].get_segments()]
+    assert (lo_a, hi_a) == pytest.approx((0.8 - 0.02 ** 0.5, 0.8 + 0.02 ** 0.5)) and lo_b == hi_b == pytest.approx(0.6)
+    assert plots.mean_std([0.7, 0.9]) == pytest.approx((0.8, 0.02 ** 0.5))
+    plt.close("all")
 # --- error analysis ---
 def test_confusion_matrix_counts_rows_actual_columns_predicted():
     ax = plots.confusion_matrix([0, 0, 0, 1, 1, 2], [0, 1, 1, 1, 2, 2], ["a", "b", "c"])
