@@ -78,21 +78,26 @@ def plot_tradeoff(rows: Sequence[Mapping[str, Any]], x: str, y: str = "accuracy"
 
 
 # --- mean and spread over repeated runs ---
+def mean_std(values: Sequence[float]) -> tuple[float, float]:
+    """Mean and sample standard deviation (0 for a single value) of repeated measurements."""
+    vals = [float(v) for v in values]
+    mean = sum(vals) / len(vals)
+    std = (sum((v - mean) ** 2 for v in vals) / (len(vals) - 1)) ** 0.5 if len(vals) > 1 else 0.0
+    return mean, std
+
+
 def plot_mean_spread(runs: Mapping[str, Sequence[Sequence[float]]], ylabel: str = "validation accuracy"):
     """Repeated runs (e.g. seeds) of several methods: ``{method: [curve per run]}``, each curve one
     value per epoch. Left: the mean curve of each method with a band of ± one standard deviation;
     right: the mean of the last epoch as a bar with a ± one standard deviation error bar. The standard
     deviation is the sample one, as in :func:`mean_std` (0 for a single run). Returns the axes."""
-    import numpy as np
-
     fig, (ax, bx) = plt.subplots(1, 2, figsize=(9, 3.2), gridspec_kw={"width_ratios": [3, 2]})
     finals, errs = [], []
     for name, curves in runs.items():
-        a = np.asarray(curves, dtype=float)
-        mean, std = a.mean(0), (a.std(0, ddof=1) if len(a) > 1 else np.zeros(a.shape[1]))
-        x = np.arange(1, a.shape[1] + 1)
-        ax.plot(x, mean, marker="o", label=f"{name} (n={len(a)})")
-        ax.fill_between(x, mean - std, mean + std, alpha=0.2)
+        mean, std = zip(*(mean_std(epoch) for epoch in zip(*curves)))  # per epoch, across runs
+        x = range(1, len(mean) + 1)
+        ax.plot(x, mean, marker="o", label=f"{name} (n={len(curves)})")
+        ax.fill_between(x, [m - sd for m, sd in zip(mean, std)], [m + sd for m, sd in zip(mean, std)], alpha=0.2)
         finals.append(mean[-1])
         errs.append(std[-1])
     ax.set_xlabel("epoch")
@@ -155,14 +160,6 @@ def show_worst(dataset: Sequence[Any], probs: torch.Tensor, labels: Sequence[int
 
 
 # --- sweeps over repeated runs ---
-def mean_std(values: Sequence[float]) -> tuple[float, float]:
-    """Mean and sample standard deviation (0 for a single value) of repeated measurements."""
-    vals = [float(v) for v in values]
-    mean = sum(vals) / len(vals)
-    std = (sum((v - mean) ** 2 for v in vals) / (len(vals) - 1)) ** 0.5 if len(vals) > 1 else 0.0
-    return mean, std
-
-
 def plot_sweep(results: Mapping[str, Mapping[float, Any]] | Mapping[float, Any],
                xlabel: str = "base learning rate", ylabel: str = "validation accuracy",
                logx: bool | None = None, chance: float | None = None):
@@ -246,19 +243,15 @@ def finetune_diagram(num_layers: int = 4):
 
 
 # --- bars with error bars ---
-
 def plot_seed_bars(values: Mapping[str, Sequence[float]], references: Mapping[str, float] | None = None,
-                     ylabel: str = "test accuracy"):
+                   ylabel: str = "test accuracy"):
     """Bar chart of the mean of each named list of repeated measurements (e.g. one accuracy per seed),
     with one sample standard deviation as error bar (none for a single value) and each value as a
     dot; ``references`` are drawn as labelled dashed horizontal lines. Returns the axes."""
-    import statistics
-
     if not values or any(len(v) == 0 for v in values.values()):
         raise ValueError("plot_seed_bars needs at least one value for each name")
     names = list(values)
-    means = [sum(values[n]) / len(values[n]) for n in names]
-    errs = [statistics.stdev(values[n]) if len(values[n]) > 1 else 0.0 for n in names]
+    means, errs = zip(*(mean_std(values[n]) for n in names))
     fig, ax = plt.subplots(figsize=(max(5.0, 1.1 * len(names)), 3.5))
     ax.bar(range(len(names)), means, yerr=errs, capsize=4, color="tab:blue", alpha=0.6)
     for i, n in enumerate(names):
