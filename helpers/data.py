@@ -127,18 +127,25 @@ class Split(Subset):
         return getattr(self.dataset, name)
 
 
+def _shuffled_per_class(targets: Sequence[int], seed: int) -> list[list[int]]:
+    """The indices of each class (classes in sorted order), each list in a seeded random order."""
+    g = torch.Generator().manual_seed(seed)
+    by_class: dict[int, list[int]] = {}
+    for i, t in enumerate(targets):
+        by_class.setdefault(t, []).append(i)
+    return [[idx[j] for j in torch.randperm(len(idx), generator=g).tolist()]
+            for _, idx in sorted(by_class.items())]
+
+
 def stratified_split(targets: Sequence[int], valid_frac: float = 0.2, seed: int = 0
                      ) -> tuple[list[int], list[int]]:
     """``(train_indices, valid_indices)``: in each class a seeded random ``valid_frac`` of the
     items (at least one) is held out for validation, so both parts keep the class balance."""
     if not 0 < valid_frac < 1:
         raise ValueError(f"valid_frac must be in (0, 1), got {valid_frac}")
-    g = torch.Generator().manual_seed(seed)
     train, valid = [], []
-    for c in sorted(set(targets)):
-        idx = [i for i, t in enumerate(targets) if t == c]
-        perm = [idx[j] for j in torch.randperm(len(idx), generator=g).tolist()]
-        k = max(1, round(len(idx) * valid_frac)) if len(idx) > 1 else 0
+    for perm in _shuffled_per_class(targets, seed):
+        k = max(1, round(len(perm) * valid_frac)) if len(perm) > 1 else 0
         valid += perm[:k]
         train += perm[k:]
     return sorted(train), sorted(valid)
@@ -148,12 +155,7 @@ def per_class_subset(targets: Sequence[int], n: int | None, seed: int = 0) -> li
     """Indices of at most ``n`` items per class (seeded choice; all items when ``n`` is None)."""
     if n is None:
         return list(range(len(targets)))
-    g = torch.Generator().manual_seed(seed)
-    keep = []
-    for c in sorted(set(targets)):
-        idx = [i for i, t in enumerate(targets) if t == c]
-        keep += [idx[j] for j in torch.randperm(len(idx), generator=g)[:n].tolist()]
-    return sorted(keep)
+    return sorted(i for perm in _shuffled_per_class(targets, seed) for i in perm[:n])
 
 
 def hotdog_datasets(profile: Profile, train_tf=None, test_tf=None, cache: bool | None = None,
