@@ -449,9 +449,11 @@ def _autograde_parallel(course: Course, pairs: list[tuple[str, str]], extra: lis
         for s in sorted({s for s, _ in units}):      # before the writers (two units of one student
             gb.update_or_create_student(s)           # must not both insert the student)
 
+    by_chapter = len(units) > len({s for s, _ in units})  # one student's chapters side by side
+
     def label(unit: tuple[str, list[str]]) -> str:
         s, names = unit
-        return s if len(units) == len({u[0] for u in units}) else f"{s}/{names[0]}"
+        return f"{s}/{names[0]}" if by_chapter else s
 
     def grade(unit: tuple[str, list[str]]) -> tuple[tuple[str, list[str]], subprocess.CompletedProcess, float]:
         s, names = unit
