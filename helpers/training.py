@@ -402,6 +402,7 @@ def lr_find(net: nn.Module, train_iter: Iterable,
     device = torch.device(device) if device is not None else _device_of(net)
     loss = loss if loss is not None else nn.CrossEntropyLoss()
     model = copy.deepcopy(net).to(device)
+    _check_cpu_layout(model, device)  # the copy keeps the weights' layout: the same rule as train()
     opt = _optimizer_on_copy(net, model, optimizer)
     top = max(g["lr"] for g in opt.param_groups)
     ratios = [g["lr"] / top if top > 0 else 1.0 for g in opt.param_groups]

@@ -202,6 +202,8 @@ def test_channels_last_weights_are_refused_on_the_cpu():
     net = grading.tiny_net().to(memory_format=torch.channels_last)
     with pytest.raises(ValueError, match="contiguous_format"):
         training.train(net, grading.tiny_loader(), None, sgd(net), 1, progress=False)
+    with pytest.raises(ValueError, match="contiguous_format"):  # the finder trains a copy: same layout, same rule
+        training.lr_find(net, grading.tiny_loader(n=64, batch_size=4), sgd(net), 1e-3, 1.0)
 
 
 class NoMoving(nn.Module):
