@@ -240,8 +240,9 @@ C.print_table([base_row] + rows_pruning)
 after_ft = [rows_pruning[1]["accuracy"]] + [C.accuracy(finetune(C.prune_global_l1(net, 0.9)), valid_iter)
                                             for net in baselines[1:]]
 lost_ft = [b - x for b, x in zip(right_after[0.0], after_ft)]
-print(f"{len(lost_ft)} seed(s): accuracy lost at 90% sparsity {mean:.2f} ± {std:.2f} right after pruning, "
-      "{:.2f} ± {:.2f} after 2 epochs of masked fine-tuning".format(*plots.mean_std(lost_ft)))
+(m0, s0), (m1, s1) = plots.mean_std(lost), plots.mean_std(lost_ft)
+print(f"{len(lost_ft)} seed(s): accuracy lost at 90% sparsity {m0:.2f} ± {s0:.2f} right after pruning, "
+      f"{m1:.2f} ± {s1:.2f} after 2 epochs of masked fine-tuning")
 plots.plot_sweep({"right after pruning": right_after,
                   "+ 2 epochs masked fine-tuning": {0.0: right_after[0.0], 0.9: after_ft}},
                  xlabel="sparsity", ylabel="validation accuracy", chance=0.5);

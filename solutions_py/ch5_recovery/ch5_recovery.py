@@ -10,7 +10,6 @@
 # %%
 import copy
 import math
-import statistics
 from unittest import mock
 
 import torch
@@ -519,10 +518,6 @@ SEEDS = profile.seeds(3)
 results = {}
 
 
-def spread(values):
-    return statistics.stdev(values) if len(values) > 1 else 0.0
-
-
 def recover(name, start=recalibrated, epochs=RECOVERY_EPOCHS, scheduler=None, seeds=SEEDS, **train_kwargs):
     # Fine-tune a copy of `start` once per seed; keep every test accuracy, and the first seed's model and history.
     accs = []
@@ -538,8 +533,9 @@ def recover(name, start=recalibrated, epochs=RECOVERY_EPOCHS, scheduler=None, se
             results[name] = {"net": net, "history": history}
     results[name]["test_acc"] = accs
     curve = [round(a, 3) for a in results[name]["history"]["valid_acc"]]
+    mean, sd = plots.mean_std(accs)
     print(f"{name:>13}: validation acc per epoch (first seed) {curve}; "
-          f"test acc {statistics.mean(accs):.3f} ± {spread(accs):.3f} ({len(accs)} seeds)")
+          f"test acc {mean:.3f} ± {sd:.3f} ({len(accs)} seeds)")
 
 
 recover("full")
@@ -551,7 +547,7 @@ assert h.best_valid_acc == h["valid_acc"][h.best_epoch - 1]
 assert training.evaluate(full["net"], valid_iter)[1] == h.best_valid_acc, "the best epoch was restored"
 assert C.sparsity(full["net"]) == pruned_sparsity, "the masks keep the pruned weights at zero"
 if profile.fast:
-    assert statistics.mean(full["test_acc"]) > training.evaluate(recalibrated, test_iter)[1] + 0.05
+    assert plots.mean_std(full["test_acc"])[0] > training.evaluate(recalibrated, test_iter)[1] + 0.05
 
 
 # %% [markdown]
