@@ -175,19 +175,24 @@ def trainable_groups(net: nn.Module) -> list[str]:
 
 
 def param_groups(net: nn.Module, lr: float, lr_mult: Mapping[str, float] | None = None,
-                 weight_decay: float = 0.0) -> list[dict[str, Any]]:
+                 weight_decay: float | None = None) -> list[dict[str, Any]]:
     """One optimizer group per layer group, *all registered up front*, frozen ones included.
 
     Registering every group (as fastai does) means a group unfrozen later is trained by the same
     optimizer and scheduler; frozen parameters have no gradient, so the optimizer skips them.
     ``lr_mult`` maps group name -> multiplier of ``lr`` (default 1). Each group keeps its ``name``.
+
+    ``weight_decay`` is written into the groups only when given: a key in a group beats the
+    optimizer's own default, so ``SGD(param_groups(net, lr), weight_decay=5e-4)`` decays every group
+    (with ``"weight_decay": 0.0`` in each group it would silently train without any decay).
     """
     lr_mult = dict(lr_mult or {})
     unknown = set(lr_mult) - set(LAYER_GROUPS)
     if unknown:
         raise KeyError(f"unknown layer groups {sorted(unknown)}; use {list(LAYER_GROUPS)}")
-    return [{"params": group_parameters(net, g), "lr": lr * lr_mult.get(g, 1.0),
-             "weight_decay": weight_decay, "name": g} for g in LAYER_GROUPS]
+    extra = {} if weight_decay is None else {"weight_decay": weight_decay}
+    return [{"params": group_parameters(net, g), "lr": lr * lr_mult.get(g, 1.0), "name": g, **extra}
+            for g in LAYER_GROUPS]
 
 
 def discriminative_mult(factor: float = 2.6, top: str = "head") -> dict[str, float]:

@@ -18,6 +18,22 @@ def sgd(net, lr=0.1, **mult):
     return torch.optim.SGD(models.param_groups(net, lr, mult), lr=lr, momentum=0.9)
 
 
+def test_param_groups_leave_weight_decay_to_the_optimizer_unless_given():
+    net = grading.tiny_net()
+    decayed = torch.optim.SGD(models.param_groups(net, 0.1), lr=0.1, weight_decay=5e-4)
+    assert [g["weight_decay"] for g in decayed.param_groups] == [5e-4] * len(models.LAYER_GROUPS)
+    own = torch.optim.SGD(models.param_groups(net, 0.1, weight_decay=1e-3), lr=0.1, weight_decay=5e-4)
+    assert {g["weight_decay"] for g in own.param_groups} == {1e-3}
+    # the decay really acts: with zero gradients a decayed weight shrinks, an undecayed one stays
+    for opt, shrinks in ((decayed, True), (torch.optim.SGD(models.param_groups(net, 0.1), lr=0.1), False)):
+        w = net.fc.weight
+        before = w.detach().clone()
+        for p in net.parameters():
+            p.grad = torch.zeros_like(p)
+        opt.step()
+        assert bool(w.detach().norm() < before.norm()) is shrinks
+
+
 def test_param_groups_register_every_group_so_later_unfreezing_trains():
     net = grading.tiny_net()
     models.freeze(net)
