@@ -6,10 +6,19 @@ Used to prove that hidden tests fail the classic wrong answers::
     failed = run_until("solutions/ch3_unfreezing/ch3_unfreezing.ipynb", "unfreezer_tests",
                        replace={"unfreezer_impl": WRONG_SOURCE})
     assert failed["unfreezer_tests"]          # the wrong answer is caught
+
+``run_cells`` returns *why* each graded cell failed, so a test can assert that the wrong answer was
+caught by the right check (not by a ``NameError`` or by another exercise's failure)::
+
+    errors = run_cells(NB, "unfreezer_tests", replace={"unfreezer_impl": WRONG_SOURCE})
+    assert_caught(errors, "unfreezer_tests", "the head must be trainable from the first epoch")
+    assert_passes(errors, ["freeze_tests", "warmup_tests"])   # and nothing else broke
 """
 from __future__ import annotations
 
 import os
+import re
+from dataclasses import dataclass
 from pathlib import Path
 
 import nbformat
@@ -22,11 +31,22 @@ def grade_id(cell) -> str | None:
     return cell.get("metadata", {}).get("nbgrader", {}).get("grade_id")
 
 
-def run_until(notebook: str | Path, last_grade_id: str, replace: dict[str, str] | None = None,
-              timeout: int = 300) -> dict[str, bool]:
+@dataclass(frozen=True)
+class CellError:
+    """The error a cell raised: exception name and message (``evalue``)."""
+
+    ename: str
+    evalue: str
+
+    def __str__(self) -> str:
+        return f"{self.ename}: {self.evalue}"
+
+
+def run_cells(notebook: str | Path, last_grade_id: str, replace: dict[str, str] | None = None,
+              timeout: int = 300) -> dict[str, CellError | None]:
     """Execute the notebook's cells up to and including the cell ``last_grade_id`` (errors do not
     stop execution), with the sources of the cells named in ``replace`` swapped in. Returns
-    ``{grade_id: raised}`` for every executed cell that has a grade id."""
+    ``{grade_id: CellError or None}`` for every executed code cell that has a grade id."""
     path = REPO / notebook
     nb = nbformat.read(str(path), as_version=4)
     ids = [grade_id(c) for c in nb.cells]
@@ -49,5 +69,33 @@ def run_until(notebook: str | Path, last_grade_id: str, replace: dict[str, str] 
             os.environ.pop("COURSE_PROFILE", None)
         else:
             os.environ["COURSE_PROFILE"] = env_profile
-    return {grade_id(c): any(o.get("output_type") == "error" for o in c.get("outputs", []))
-            for c in nb.cells if c.cell_type == "code" and grade_id(c)}
+    result: dict[str, CellError | None] = {}
+    for c in nb.cells:
+        if c.cell_type == "code" and grade_id(c):
+            err = next((o for o in c.get("outputs", []) if o.get("output_type") == "error"), None)
+            result[grade_id(c)] = CellError(err["ename"], err["evalue"]) if err else None
+    return result
+
+
+def assert_caught(errors: dict[str, CellError | None], test_id: str, message: str,
+                  ename: str = "AssertionError") -> None:
+    """The test cell ``test_id`` failed with ``ename`` whose message contains ``message`` (a regular
+    expression, searched): the wrong answer was caught by the check meant for it."""
+    err = errors.get(test_id)
+    assert err is not None, f"{test_id} passed: the wrong answer was not caught"
+    assert err.ename == ename and re.search(message, err.evalue), \
+        f"{test_id} failed for another reason than expected ({ename}: /{message}/): {err}"
+
+
+def assert_passes(errors: dict[str, CellError | None], test_ids: list[str] | tuple[str, ...]) -> None:
+    """Each cell in ``test_ids`` ran without error."""
+    failed = {t: str(errors[t]) for t in test_ids if errors.get(t) is not None}
+    missing = [t for t in test_ids if t not in errors]
+    assert not missing, f"not executed: {missing}"
+    assert not failed, f"cells failed: {failed}"
+
+
+def run_until(notebook: str | Path, last_grade_id: str, replace: dict[str, str] | None = None,
+              timeout: int = 300) -> dict[str, bool]:
+    """Like :func:`run_cells`, but only ``{grade_id: raised}``."""
+    return {gid: err is not None for gid, err in run_cells(notebook, last_grade_id, replace, timeout).items()}
