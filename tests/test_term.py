@@ -154,13 +154,34 @@ def test_feedback_for_every_graded_student(term_demo):
         ["extended", "late", "ontime", "resubmit"]
 
 
-def test_no_default_course_row(term_demo):
-    work, _, _ = term_demo
-    from instructor.report import grade_table
+def courses(db: Path) -> list[str]:
+    with sqlite3.connect(db) as con:
+        return sorted(r[0] for r in con.execute("SELECT id FROM course"))
 
-    grade_table(Course(work))
-    with sqlite3.connect(work / "gradebook.db") as db:
-        assert [r[0] for r in db.execute("SELECT id FROM course")] == ["finetuning-course"]
+
+def test_reading_grades_adds_no_default_course_row(tmp_path):
+    """The course's own readers open the gradebook with the course id. (nbgrader's autograde itself
+    adds a ``default_course`` row: its SaveAutoGrades and AssignLatePenalties open ``Gradebook(db_url)``.)"""
+    from instructor.analytics import exercise_stats
+    from instructor.report import grade_table, lms_rows
+
+    build_mini(tmp_path)
+    course = Course(tmp_path)
+    with course.gradebook() as gb:  # a fresh gradebook, as release makes it
+        gb.update_or_create_assignment(A)
+        gb.update_or_create_student("bo")
+    grade_table(course), lms_rows(course), exercise_stats(course)
+    assert courses(tmp_path / "gradebook.db") == ["finetuning-course"]
+
+
+def test_reading_the_term_adds_no_course_row(term_demo):
+    from instructor.analytics import exercise_stats
+    from instructor.report import grade_table, lms_rows
+
+    work = term_demo[0]
+    before = courses(work / "gradebook.db")
+    grade_table(Course(work)), lms_rows(Course(work)), exercise_stats(Course(work))
+    assert courses(work / "gradebook.db") == before
 
 
 # ---------------------------------------------------------------------------------------------
