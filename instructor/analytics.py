@@ -89,7 +89,7 @@ def plot(stats: list[dict], path: Path) -> Path:
     labels = [f"{e['assignment']}/{e['cell']}" for e in shown]
     mean = [e["mean"] / e["points"] if e["points"] else 0 for e in shown]
     full = [e["full"] for e in shown]
-    fig, ax = plt.subplots(figsize=(8, 0.45 * len(shown) + 1.5))
+    fig, ax = plt.subplots(figsize=(8, 0.45 * len(shown) + 2.0))
     y = range(len(shown))
     ax.barh([i + 0.2 for i in y], mean, height=0.4, label="mean score (share of the points)")
     ax.barh([i - 0.2 for i in y], full, height=0.4, label="students with full points")
@@ -98,7 +98,8 @@ def plot(stats: list[dict], path: Path) -> Path:
     ax.set_xlim(0, 1)
     ax.set_xlabel("share")
     ax.set_title(f"Exercises: what the class got ({max((e['n'] for e in shown), default=0)} submissions)")
-    ax.legend(loc="lower right", fontsize=8)
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.12 - 1.0 / (len(shown) + 4)), ncol=2, fontsize=8,
+              frameon=False)  # under the axis: never over a bar
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)

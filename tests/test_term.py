@@ -268,3 +268,35 @@ def test_collect_writes_the_files_time_and_keeps_an_older_copy(tmp_path, capsys)
     collect_folder(course, tmp_path / "in3", force=True)
     assert (dest / f"{A}.ipynb").read_text() == "stale copy" and read_timestamp(dest) == first
     assert not list((tmp_path / "submitted" / "bo").glob(".*"))  # no leftovers of the atomic replace
+
+
+def test_serial_path_grades_exactly_the_selection(tmp_path, monkeypatch, capsys):
+    """``--jobs 1`` with several students and one of several chapters: nbgrader is asked for exactly
+    those (student, chapter) pairs, one unit at a time, through grade_unit (nbgrader itself is replaced
+    by a recorder here; the real runs are in the term replay and tests/test_parallel_autograde.py)."""
+    from instructor.autograde import cmd_autograde
+
+    build_mini(tmp_path)
+    b = "t1_mini"
+    (tmp_path / "solutions" / b).mkdir()
+    (tmp_path / "solutions" / b / f"{b}.ipynb").write_text((tmp_path / "solutions" / A / f"{A}.ipynb").read_text())
+    for s in ("al", "bo", "cy"):
+        for a in (A, b):
+            (tmp_path / "submitted" / s / a).mkdir(parents=True)
+            (tmp_path / "submitted" / s / a / f"{a}.ipynb").write_text(
+                (tmp_path / "solutions" / a / f"{a}.ipynb").read_text())
+    calls: list[tuple[str, ...]] = []
+
+    def recorder(self, *args, **kwargs):
+        calls.append(args)
+        import subprocess
+        return subprocess.CompletedProcess(args, 0, "")
+
+    monkeypatch.setattr(Course, "nbgrader", recorder)
+    status = cmd_autograde(Course(tmp_path), [A], jobs=1, students_list=["al", "cy"])
+    assert calls == [("autograde", A, "--student=al", "--force"), ("autograde", A, "--student=cy", "--force")]
+    assert status == 1  # the recorder graded nothing: reported, not silently dropped
+    assert f"PROBLEM al/{A}: nbgrader could not grade it" in capsys.readouterr().out
+    calls.clear()
+    cmd_autograde(Course(tmp_path), None, jobs=1, students_list=["bo"])
+    assert calls == [("autograde", "*", "--student=bo", "--force")]  # all of bo's chapters: one process
