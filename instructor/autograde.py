@@ -281,8 +281,8 @@ def report(course: Course, pairs: list[tuple[str, str]], reasons: dict) -> None:
                 continue
             late = (f", {sub.total_seconds_late / 3600:.1f} h late, penalty {sub.late_submission_penalty:g}"
                     if sub.total_seconds_late > 0 else "")
-            hand = ", hand-graded answers kept, to review" if reasons[(s, a)] != "new" and sub.needs_manual_grade \
-                and sub.max_score > sub.max_code_score else ""
+            kept_hand = any(g.manual_score is not None for nb in sub.notebooks for g in nb.grades)
+            hand = ", its hand grades kept, to review in formgrader" if reasons[(s, a)] != "new" and kept_hand else ""
             print(f"graded {s}/{a}: {sub.code_score:g}/{sub.max_code_score:g} auto-graded points{late} "
                   f"({reasons[(s, a)]}{hand})")
 
