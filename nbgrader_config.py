@@ -3,7 +3,7 @@
 Layout: source notebooks (solutions + hidden tests) in ``solutions/<assignment>/``; the student
 release that ``nbgrader generate_assignment`` makes of them in ``notebooks/<assignment>/``;
 ``submitted/``, ``autograded/``, ``feedback/``, ``gradebook.db`` are created by the instructor
-workflow (``instructor/cli.py``, ``make release|collect|autograde|feedback|export|demo``) and
+workflow (``python -m instructor``, ``make release|collect|autograde|feedback|export|demo``) and
 are git-ignored.
 """
 import os
