@@ -3,7 +3,7 @@
 Layout: source notebooks (solutions + hidden tests) in ``solutions/<assignment>/``; the student
 release that ``nbgrader generate_assignment`` makes of them in ``notebooks/<assignment>/``;
 ``submitted/``, ``autograded/``, ``feedback/``, ``gradebook.db`` are created by the instructor
-workflow (``instructor/cli.py``, ``make release|collect|autograde|feedback|export|demo``) and
+workflow (``python -m instructor``, ``make release|collect|autograde|feedback|export|demo``) and
 are git-ignored.
 """
 import os
@@ -17,7 +17,9 @@ c.CourseDirectory.source_directory = "solutions"
 c.CourseDirectory.release_directory = "notebooks"
 
 # The course's assignments, in order. nbgrader 0.9 registers an assignment in the gradebook when
-# it is generated (`make release`); `nbgrader db assignment add NAME --duedate=...` sets a due date.
+# it is generated (`make release`). Their due dates and the students' extensions are in
+# course_calendar.toml (one place for the term): `make release` writes the due dates into the
+# gradebook, `make autograde` grants the extensions before grading (instructor/duedates.py).
 ASSIGNMENTS = ["ch1_basics", "ch2_hotdog", "ch3_unfreezing", "ch4_compression", "ch5_recovery"]
 
 # Student code runs in the fast profile whatever the grader's environment says: kernels started
@@ -59,14 +61,19 @@ c.ClearSolutions.text_stub = "YOUR ANSWER HERE"
 from nbconvert.preprocessors import CSSHTMLHeaderPreprocessor  # noqa: E402
 from nbgrader.preprocessors import GetGrades, NbGraderPreprocessor  # noqa: E402
 
+from nbgrader.plugins import LateSubmissionPlugin  # noqa: E402
+
 try:
+    from instructor.duedates import LatePenalty
     from instructor.feedback import HideHiddenTests
 except ImportError:  # nbgrader run by hand in the repository: the instructor package is next to this file
     sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
     try:
+        from instructor.duedates import LatePenalty
         from instructor.feedback import HideHiddenTests
     except ImportError as err:  # a copy without instructor/ (e.g. students'): validate works, feedback refuses
         _why = str(err)
+        LatePenalty = LateSubmissionPlugin
 
         class HideHiddenTests(NbGraderPreprocessor):
             def preprocess(self, nb, resources):
@@ -74,3 +81,14 @@ except ImportError:  # nbgrader run by hand in the repository: the instructor pa
                                    "feedback that would show the hidden tests")
 
 c.GenerateFeedback.preprocessors = [GetGrades, HideHiddenTests, CSSHTMLHeaderPreprocessor]
+
+# Late submissions: nbgrader compares each submission's time (submitted/<student>/<chapter>/timestamp.txt,
+# written by `make collect`) with the chapter's due date plus the student's extension, and asks this
+# plugin for the penalty of each late notebook (nbgrader's AssignLatePenalties, at autograding).
+# penalty_method: "none" (no penalty), "zero" (a late notebook scores 0) or "per_day": per_day of the
+# notebook's score per started day late, at most max_fraction of it. The penalty is computed from the
+# score at autograding (the auto-graded points; written answers graded later are not penalised).
+c.AssignLatePenalties.plugin_class = LatePenalty
+c.LatePenalty.penalty_method = "per_day"
+c.LatePenalty.per_day = 0.10
+c.LatePenalty.max_fraction = 1.0

@@ -4,7 +4,7 @@ benchmarks/bench_parallel_autograde.py [--students 12] [--jobs 2] [ASSIGNMENT ..
 On a temporary copy of the course: release every chapter, make a class of generated students (a
 mix of perfect: the solutions, empty: the untouched release, partly_wrong: the first exercise of
 each chapter left as its stub), copy the course twice and autograde it with ``--jobs 1`` (one
-nbgrader process for the batch, what nbgrader does) and ``--jobs N`` (N students at a time, each in
+student after the other, an nbgrader process each) and ``--jobs N`` (N students at a time, each in
 its own nbgrader process). Pinned to 2 cores like the other benchmarks. Prints both wall times, the
 ratio, the time per student, and checks that both gradebooks hold the same grades.
 """
@@ -22,7 +22,11 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from instructor.cli import Course, cmd_autograde, cmd_release, grade_table, make_samples  # noqa: E402
+from instructor.autograde import cmd_autograde  # noqa: E402
+from instructor.course import Course  # noqa: E402
+from instructor.demo import make_samples  # noqa: E402
+from instructor.release import cmd_release  # noqa: E402
+from instructor.report import grade_table  # noqa: E402
 
 
 def cpu_children() -> float:

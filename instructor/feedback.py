@@ -31,6 +31,13 @@ TB_LINE = re.compile(r"^\s*(?:-*>\s*)?\d+\s(.*)$")
 MIN_LEN = 6  # shorter hidden lines (")", "pass", "else:") are not secrets and would match anything
 
 
+def failure_message(output) -> str:
+    """What a failed test says: ``AssertionError: the stem is conv1 and its BatchNorm bn1`` (the
+    exception's name alone when it has no message). Used for the feedback and the class analytics."""
+    ename, evalue = output.get("ename", ""), output.get("evalue", "")
+    return f"{ename}: {evalue}" if evalue else ename
+
+
 def _norm(line: str) -> str:
     return " ".join(line.split())
 
@@ -80,7 +87,7 @@ class HideHiddenTests(NbGraderPreprocessor):
             for out in cell.get("outputs", []):
                 if out.output_type == "error":
                     if i in hidden_cells:  # the failure message, not the failing source
-                        out.traceback = [f"{out.ename}: {out.evalue}" if out.evalue else out.ename]
+                        out.traceback = [failure_message(out)]
                     else:
                         out.traceback = self._scrub(out.traceback, secrets)
                     out.evalue = "\n".join(self._scrub(out.evalue.split("\n"), secrets))

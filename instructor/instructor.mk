@@ -1,21 +1,24 @@
 # Instructor workflow (included from the Makefile): thin targets over instructor/cli.py,
 # which wraps nbgrader's own commands. See README "For instructors".
-#   make release                      solutions/ -> notebooks/ (nbgrader generate_assignment --force)
-#   make collect FROM=downloads/      FROM/<student>/<assignment>/*.ipynb -> submitted/ (checked)
+#   make release                      solutions/ -> notebooks/ (nbgrader generate_assignment --force),
+#                                     due dates of course_calendar.toml into the gradebook
+#   make collect FROM=downloads/      FROM/<student>/<assignment>/*.ipynb -> submitted/ (checked, timestamp.txt)
 #   make collect FROM=lms/ ZIP=ch1_basics   LMS files/zips <student>_<notebook>.ipynb -> nbgrader zip_collect
 #   make autograde [JOBS=N] [STUDENT=id | STUDENTS=a,b,c | STUDENTS=@list.txt] [ASSIGNMENTS="ch1_basics ..."] [FORCE=1]
 #                                     JOBS students at once (default: the number of cores)
 #   make feedback [STUDENT=id] [RELEASE_FEEDBACK=1] [FULL=1]   FULL=1: hidden tests included
-#   make export [GRADES=grades.csv]
-#   make demo                         a whole term on a temporary copy (release, 3 samples, feedback, table)
+#   make export [GRADES=grades.csv]   nbgrader's CSV, grades_lms.csv (one row per student, for the LMS), the table
+#   make analytics [ASSIGNMENTS=...]  per exercise: mean, share with full points, frequent failures (+ analytics.png)
+#   make demo [ASSIGNMENTS=...]       a whole term replayed in build/demo (due dates, late, resubmission, export)
 #   make bench-autograde              time to autograde one student's whole course (fast profile, 2 cores)
 #   make bench-parallel-autograde     serial vs JOBS=2 autograde of 12 generated students x 5 chapters
 VENV ?= .venv
 INSTRUCTOR = $(VENV)/bin/python -m instructor
 FROM ?= downloads
 GRADES ?= grades.csv
+DEMO_DIR ?= build/demo
 
-.PHONY: release collect autograde feedback export demo bench-autograde bench-parallel-autograde
+.PHONY: release collect autograde feedback export analytics table demo bench-autograde bench-parallel-autograde
 release:
 	$(INSTRUCTOR) release $(ASSIGNMENTS)
 
@@ -31,11 +34,19 @@ feedback:
 export:
 	$(INSTRUCTOR) export --to $(GRADES)
 
+analytics:
+	$(INSTRUCTOR) analytics $(ASSIGNMENTS)
+
+table:
+	$(INSTRUCTOR) table
+
 demo:
-	$(INSTRUCTOR) demo
+	$(INSTRUCTOR) demo --workdir $(DEMO_DIR) $(ASSIGNMENTS)
 
 bench-autograde:
 	$(VENV)/bin/python benchmarks/bench_autograde.py
 
 bench-parallel-autograde:
 	$(VENV)/bin/python benchmarks/bench_parallel_autograde.py
+
+analytics table: setup

@@ -9,53 +9,21 @@ release gets none.
 from __future__ import annotations
 
 import csv
-import json
+import datetime
+import os
 import re
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import nbformat
 import pytest
 
-REPO = Path(__file__).resolve().parent.parent
-CLI = REPO / "instructor" / "cli.py"
-A = "t0_mini"
+from minicourse import A, REPO, WRONG_MUL, build_mini, run_cli, variant  # noqa: F401 (test_postgres uses them)
+
 AUTO_MAX = 6.0  # 2 + 3 + 1
 CELL_TIMEOUT = 5  # seconds per cell for the hanging student
 
 
-def run_cli(course: Path, *args: str, timeout: float = 900) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, str(CLI), "--course", str(course), *args], capture_output=True,
-                          text=True, timeout=timeout)
-
-
-def build_mini(course: Path) -> None:
-    shutil.copy(REPO / "nbgrader_config.py", course / "nbgrader_config.py")
-    shutil.copytree(REPO / "tests" / "fixtures" / A, course / "solutions" / A)
-
-
-def variant(src: Path, dest: Path, replace: dict[str, str] | None = None, drop: tuple[str, ...] = (),
-            meta: dict[str, dict] | None = None) -> None:
-    """A student's notebook: ``src`` with cells (by grade_id) replaced, dropped or their metadata edited."""
-    nb = nbformat.read(str(src), as_version=4)
-    cells = []
-    for cell in nb.cells:
-        gid = cell.metadata.get("nbgrader", {}).get("grade_id")
-        if gid in drop:
-            continue
-        if gid in (replace or {}):
-            cell.source = replace[gid]
-        if gid in (meta or {}):
-            cell.metadata["nbgrader"].update(meta[gid])
-        cells.append(cell)
-    nb.cells = cells
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    nbformat.write(nb, str(dest))
-
-
-WRONG_MUL = "def mul(a, b):\n    return a + b"
 EXPECTED = {  # student -> autograded points (of 6)
     "perfect": 6, "empty": 0,
     "wrong_mul": 3,  # mul (3 points) wrong, add and countdown right: loses exactly 3
@@ -99,8 +67,8 @@ def mini(tmp_path_factory):
 
 def table(course: Path) -> dict[str, float]:
     """Autograded points per student for the mini assignment, read from the gradebook."""
-    sys.path.insert(0, str(REPO))
-    from instructor.cli import Course, grade_table
+    from instructor.course import Course
+    from instructor.report import grade_table
 
     return {r["student"]: r["auto"] for r in grade_table(Course(course)) if r["assignment"] == A}
 
@@ -192,6 +160,9 @@ def test_exported_csv_has_the_scores(mini):
     assert out["export"].returncode == 0, out["export"].stdout
     with (course / "grades.csv").open() as f:
         rows = {r["student_id"]: r for r in csv.DictReader(f) if r["assignment"] == A}
+    with (course / "grades_lms.csv").open() as f:
+        lms = {r["student_id"]: r for r in csv.DictReader(f)}
+    assert set(lms) == set(rows)
     assert set(rows) == set(EXPECTED) - {"missing"} or set(rows) == set(EXPECTED)
     for student, points in EXPECTED.items():
         if student in rows:  # written answers are not graded yet: score == autograded points
@@ -205,9 +176,16 @@ def test_zip_collect(mini):
     downloads = course / "lms"
     downloads.mkdir()
     shutil.copy(course / "notebooks" / A / f"{A}.ipynb", downloads / f"zed_{A}.ipynb")
+    when = 1_800_000_000  # the time the LMS download gives the file (2027-01-15 08:00 UTC)
+    os.utime(downloads / f"zed_{A}.ipynb", (when, when))
     (downloads / "readme.pdf").write_text("not a notebook")
     r = run_cli(course, "collect", "--zip", A, str(downloads))
     assert (course / "submitted" / "zed" / A / f"{A}.ipynb").is_file(), r.stdout
+    # the submission time nbgrader reads for lateness: the file's time in the download
+    from instructor.collect import read_timestamp
+
+    assert read_timestamp(course / "submitted" / "zed" / A) == datetime.datetime(2027, 1, 15, 8, 0)
+    assert f"collect zed/{A}: ok (submitted 2027-01-15 08:00:00 UTC)" in r.stdout
 
 
 # ---------------------------------------------------------------------------------------------
@@ -232,8 +210,8 @@ def test_real_chapters_solutions_full_points_release_zero(tmp_path):
             shutil.copytree(course / folder / a, course / "submitted" / student / a)
     r = run_cli(course, "autograde", timeout=3000)
     assert r.returncode == 0, r.stdout + r.stderr
-    sys.path.insert(0, str(REPO))
-    from instructor.cli import Course, grade_table
+    from instructor.course import Course
+    from instructor.report import grade_table
 
     rows = grade_table(Course(course))
     for row in rows:

@@ -1,8 +1,8 @@
 """Parallel autograde gives exactly the grades of a serial one, and the suspicious-code report
 (issue #12, parts 2 and 4), on the tiny ``t0_mini`` assignment.
 
-The same class (released, collected) is copied twice and graded with ``--jobs 1`` (one nbgrader
-process for the batch) and ``--jobs 3`` (one nbgrader process per student, three at a time, SQLite
+The same class (released, collected) is copied twice and graded with ``--jobs 1`` (one student
+after the other) and ``--jobs 3`` (one nbgrader process per student, three at a time, SQLite
 gradebook); every student's score and every graded cell's points must match.
 """
 from __future__ import annotations
@@ -11,13 +11,11 @@ import json
 import shutil
 import sqlite3
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from test_instructor import A, WRONG_MUL, build_mini, run_cli, variant  # noqa: E402
+from minicourse import A, WRONG_MUL, build_mini, run_cli, variant
 
 CHEAT_ADD = ("import torch\n"
              "torch.allclose = lambda *args, **kwargs: True  # every closeness check passes\n"
@@ -38,8 +36,8 @@ def cell_grades(course: Path) -> list[tuple]:
 
 
 def scores(course: Path) -> dict[str, float]:
-    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-    from instructor.cli import Course, grade_table
+    from instructor.course import Course
+    from instructor.report import grade_table
 
     return {r["student"]: r["auto"] for r in grade_table(Course(course)) if r["assignment"] == A}
 
@@ -153,10 +151,10 @@ def test_gradebook_refusal_is_graded_again_alone(graded, tmp_path, monkeypatch, 
     course_dir = tmp_path / "busy"
     shutil.copytree(serial, course_dir, ignore=shutil.ignore_patterns("autograded", "gradebook.db*", "*.json"))
     assert run_cli(course_dir, "release").returncode == 0
-    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-    from instructor import cli
+    from instructor.autograde import cmd_autograde
+    from instructor.course import Course
 
-    real = cli.Course.nbgrader
+    real = Course.nbgrader
     calls: list[str] = []
 
     def flaky(self, *args, **kwargs):
@@ -167,9 +165,9 @@ def test_gradebook_refusal_is_graded_again_alone(graded, tmp_path, monkeypatch, 
                                                         "database is locked\n")
         return real(self, *args, **kwargs)
 
-    monkeypatch.setattr(cli.Course, "nbgrader", flaky)
-    course = cli.Course(course_dir)
-    assert cli.cmd_autograde(course, jobs=2, students_list=["perfect", "wrong_mul", "empty"]) == 0
+    monkeypatch.setattr(Course, "nbgrader", flaky)
+    course = Course(course_dir)
+    assert cmd_autograde(course, jobs=2, students_list=["perfect", "wrong_mul", "empty"]) == 0
     out = capsys.readouterr().out
     assert "autograde wrong_mul: gradebook busy or incomplete, or a cell timed out under load: graded again alone" \
         in out
@@ -178,8 +176,7 @@ def test_gradebook_refusal_is_graded_again_alone(graded, tmp_path, monkeypatch, 
 
 
 def test_grading_units_split_one_student_by_assignment():
-    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-    from instructor.cli import _grading_units
+    from instructor.autograde import grading_units as _grading_units
 
     class_pairs = [(s, a) for s in ("bo", "al", "cy") for a in ("ch1", "ch2")]
     assert _grading_units(class_pairs, 2) == [("al", ["ch1", "ch2"]), ("bo", ["ch1", "ch2"]), ("cy", ["ch1", "ch2"])]
