@@ -200,3 +200,42 @@ def discriminative_mult(factor: float = 2.6, top: str = "head") -> dict[str, flo
     order = list(reversed(LAYER_GROUPS))
     start = order.index(top)
     return {g: factor ** -max(0, i - start) for i, g in enumerate(order)}
+
+
+class GradualUnfreezer:
+    """The reference gradual unfreezer (ULMFiT), a ``helpers.training.train`` callback: at the start
+    of epoch ``e`` the top ``1 + e // every`` groups of :func:`layer_groups` are trainable (the head
+    first, then toward the input) and the others frozen. Raises ``ValueError``, before changing
+    anything, when a group to be made trainable has parameters the optimizer does not know."""
+
+    def __init__(self, every: int = 1) -> None:
+        if every < 1:
+            raise ValueError(f"every must be >= 1 (epochs per stage), got {every}")
+        self.every = every
+
+    def on_epoch_start(self, epoch: int, net: nn.Module, optimizer: torch.optim.Optimizer) -> None:
+        names = list(layer_groups(net))
+        trainable = names[len(names) - min(len(names), 1 + epoch // self.every):]
+        known = {id(p) for g in optimizer.param_groups for p in g["params"]}
+        for name in trainable:
+            if any(id(p) not in known for p in group_parameters(net, name)):
+                raise ValueError(f"group {name!r} is to be unfrozen but the optimizer does not know its "
+                                 "parameters: register every group when you build the optimizer")
+        freeze(net, [n for n in names if n not in trainable])
+        unfreeze(net, trainable)
+
+
+def geometric_param_groups(groups: Mapping[str, list[nn.Module]], max_lr: float,
+                           spread: float = 100.0) -> list[dict[str, Any]]:
+    """One optimizer group per layer group of ``groups`` (input to output, e.g. :func:`layer_groups`),
+    all registered, frozen ones included: the last group (the head) gets ``max_lr``, the first
+    ``max_lr / spread``, the others rates spaced geometrically in between (fastai's
+    ``slice(max_lr / spread, max_lr)``). The factor per group is ``spread ** (1 / (n - 1))``: it
+    depends on how many groups the network is cut into; the spread does not."""
+    if spread < 1:
+        raise ValueError(f"spread must be >= 1 (the head's rate over the first group's), got {spread}")
+    names = list(groups)
+    n = len(names)
+    return [{"params": [p for m in groups[name] for p in m.parameters()],
+             "lr": max_lr / spread ** ((n - 1 - i) / max(1, n - 1)), "name": name}
+            for i, name in enumerate(names)]

@@ -1,5 +1,5 @@
 """Feedback keeps hidden tests hidden (issue #12, nbgrader #917): ``instructor feedback`` on the real
-ch3 (five hidden-test blocks), for a student who fails hidden tests and one who passes them.
+ch3 (seven hidden-test blocks), for a student who fails hidden tests and one who passes them.
 
 No line of a hidden-test block and no ``BEGIN HIDDEN TESTS`` marker may appear anywhere in the HTML
 (visible text, highlighted code, attributes, embedded JSON), while each failure message, the points
@@ -27,11 +27,13 @@ SOURCE = REPO / "solutions" / A / f"{A}.ipynb"
 
 # the failing student: visible tests pass, hidden tests fail with these messages
 WRONG = {
-    "layer_groups_impl": 'def get_layer_groups(net):\n    return {"stem": [net.conv1], "layer1": [net.layer1], '
+    "layer_groups_impl": 'def get_layer_groups(net):\n    return {"stem": [net.conv1, net.bn1], "layer1": [net.layer1], '
                          '"layer2": [net.layer2],\n            "layer3": [net.layer3], "layer4": [net.layer4], '
                          '"head": [net.fc]}',
 }
-MESSAGES = ["the stem is conv1 and its BatchNorm bn1"]
+# the groups written out for ResNet-18 pass the visible test and fail the hidden variant (deeper stem, 3 stages)
+MESSAGES = ["derive the groups from net.named_children(): on a net with a deeper stem, three stages and a "
+            "two-layer head your function raised AttributeError"]
 
 
 def run_cli(course: Path, *args: str, timeout: float = 900) -> subprocess.CompletedProcess:
@@ -117,8 +119,9 @@ def ch3_feedback(tmp_path_factory):
 
 def test_ch3_has_hidden_tests_to_protect(ch3_feedback):
     _, _, secrets = ch3_feedback
-    assert SOURCE.read_text().count("BEGIN HIDDEN TESTS") == 5
-    assert len(secrets) > 30 and any("the stem is conv1" in s for s in secrets)
+    assert SOURCE.read_text().count("BEGIN HIDDEN TESTS") == 7
+    assert len(secrets) > 30 and any("the head is every child with parameters after the last stage" in s
+                                     for s in secrets)
 
 
 @pytest.mark.parametrize("student", ["failing", "passing"])
@@ -141,10 +144,10 @@ def test_feedback_shows_failure_messages_points_and_visible_tests(ch3_feedback):
     assert all(f"Score: {p:.1f} / {p:.1f}" in text for p in points.values())
     # visible tests and the student's own code stay
     assert 'assert groups["head"] == [tiny.fc] and groups["layer4"] == [tiny.layer4]' in text
-    assert '"stem": [net.conv1], "layer1": [net.layer1]' in text
+    assert '"stem": [net.conv1, net.bn1], "layer1": [net.layer1]' in text
     assert "(hidden tests: not shown in feedback)" in text
     passing = html_views(pages["passing"])[1]
-    assert "AssertionError" not in passing
+    assert "AssertionError:" not in passing  # no failure message (the visible tests do name AssertionError)
     assert all(f"Score: {p:.1f} / {p:.1f}" in passing for p in graded_points(SOURCE).values())
 
 
