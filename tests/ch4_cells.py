@@ -24,7 +24,7 @@ EXERCISES = {
 ALL_TESTS = [t for _, tests in EXERCISES.values() for t in tests]
 
 
-def tests_of(exercises) -> list[str]:
+def graded_tests_of(exercises) -> list[str]:
     return [t for ex in exercises for t in EXERCISES[ex][1]]
 
 

@@ -4,7 +4,7 @@ Every case swaps a wrong answer into one exercise and asserts *why* its test cel
 AssertionError and the part of its message that names the property), and that the other exercises run in the
 same kernel still pass (``assert_passes``: a NameError cascade is not a catch). Wrong answers to different
 exercises are batched into one kernel (the exercises are independent); the cells run without the lesson's
-training cells (``tests/ch4_cells.py``), plus one run in the real notebook.
+training cells (``tests/ch4_cells.py``); ``test_right_answers_ch4.py`` runs the same cells in the real notebook.
 """
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import itertools
 
 import pytest
 
-from tests.ch4_cells import EXERCISES, run_full, run_graded, tests_of
+from tests.ch4_cells import EXERCISES, graded_tests_of, run_graded
 from tests.nbrun import assert_caught, assert_passes
 
 # Each wrong answer: (exercise, answer cell source(s), test cell, regex its message must match).
@@ -413,16 +413,6 @@ def test_wrong_answers_are_caught_for_their_reason(batch, tmp_path):
         caught.add(test_id)
     # the other exercises still pass (no NameError cascade); int8's per-channel cell uses quantize/dequantize,
     # so a wrong per-tensor answer may fail it too
-    others = [t for t in tests_of(exercises) if t not in caught
+    others = [t for t in graded_tests_of(exercises) if t not in caught
               and not (t == "int8_channel_tests" and "int8_tensor_tests" in caught)]
     assert_passes(errors, others)
-
-
-def test_wrong_answers_are_caught_in_the_real_notebook():
-    """The same cells in context (lesson cells run in between): one batch, the other exercises still pass."""
-    batch = ["ratio_weight_orig", "prune_remove", "int8_no_clamp", "seq_self_teacher"]
-    replace = {EXERCISES[W[k][0]][0][-1]: W[k][1] for k in batch}
-    errors = run_full(replace)
-    for k in batch:
-        assert_caught(errors, W[k][2], W[k][3])
-    assert_passes(errors, ["config_check_tests"])
