@@ -383,6 +383,12 @@ def check_pruning_entry(entry):  # right checks, a message that does not say whi
 ''', "config_check_tests", r"the message should name 'sparsity'")
 
 
+W["config_load_config"] = ("config", '''
+def check_pruning_entry(entry):  # the helper this exercise replaces
+    C.load_config({"compression": [entry]})
+''', "config_check_tests", "C.load_config is blocked")
+
+
 def _batches():
     """Group the wrong answers into runs: at most one per exercise in each run."""
     by_ex = {ex: [k for k, v in W.items() if v[0] == ex] for ex in EXERCISES}
