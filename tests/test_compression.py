@@ -245,3 +245,95 @@ def test_cap_epochs_caps_positive_epochs_only():
     epochs = [s.finetuning.epochs for e in capped.experiments for s in e.steps]
     assert epochs == [1, 0, 0, 1, 0]  # quantization without fine-tuning stays static, not QAT
     assert cfg.experiments[0].steps[0].finetuning.epochs == 1 and C.cap_epochs(cfg, Capped()) is not cfg
+
+
+def test_prune_channels_removes_inner_channels_and_keeps_the_original():
+    net = tiny_net().eval()
+    before = _state(net)
+    slim = C.prune_channels(net, 0.5).eval()
+    assert _same(before, net.state_dict())
+    assert slim.layer4[0].conv1.out_channels == 8 and slim.layer4[0].conv2.in_channels == 8
+    assert slim.layer4[0].bn1.num_features == 8 and slim.layer4[0].conv2.out_channels == 16  # residual width kept
+    assert count_parameters(slim) < 0.7 * count_parameters(net)  # removed, not zeroed
+    kept = net.layer4[0].conv1.weight.abs().sum(dim=(1, 2, 3)).topk(8).indices.sort().values
+    assert torch.equal(slim.layer4[0].conv1.weight, net.layer4[0].conv1.weight[kept])  # the largest L1 filters
+    assert torch.equal(slim.layer4[0].conv2.weight, net.layer4[0].conv2.weight[:, kept])
+    assert torch.equal(slim.layer4[0].bn1.running_var, net.layer4[0].bn1.running_var[kept])
+    x = next(iter(tiny_loader()))[0]
+    assert slim(x).shape == (8, 2)
+    assert torch.allclose(C.prune_channels(net, 0.0)(x), net(x), atol=1e-6)  # amount 0: the same function
+    # it trains, quantizes (static int8) and measures like any model
+    train(slim, tiny_loader(), None, torch.optim.SGD(slim.parameters(), lr=0.05), 1, progress=False)
+    q = C.quantize_static(slim, tiny_loader(), num_batches=1)
+    assert "net.layer4.0.conv1" in C.quantized_layers(q) and q(x).shape == (8, 2)
+
+
+def test_prune_channels_says_what_it_needs():
+    with pytest.raises(ValueError, match="amount must be in"):
+        C.prune_channels(tiny_net(), 1.0)
+    with pytest.raises(TypeError, match="BasicBlocks"):
+        C.prune_channels(torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3)), 0.5)
+
+
+def test_prune_channels_on_resnet18_is_faster():
+    net = torchvision.models.resnet18(weights=None).eval()
+    slim = C.prune_channels(net, 0.5).eval()
+    assert slim.layer1[0].conv1.out_channels == 32 and slim.layer4[1].conv2.in_channels == 256
+    assert count_parameters(slim) < 0.6 * count_parameters(net)
+
+
+def test_affine_qparams_match_pytorch_observer():
+    x = torch.tensor([-1.0, 0.0, 0.5, 2.0])
+    scale, zp = C.affine_qparams(x)
+    obs = torch.ao.quantization.MinMaxObserver(dtype=torch.qint8)
+    obs(x)
+    s_ref, zp_ref = obs.calculate_qparams()
+    assert scale == pytest.approx(float(s_ref), rel=1e-6) and zp == int(zp_ref)
+    q = C.quantize_affine(x, scale, zp)
+    assert q.dtype == torch.int8 and q[0] == -128 and q[-1] == 127
+    assert torch.equal(q, torch.quantize_per_tensor(x, scale, zp, torch.qint8).int_repr())
+    assert C.dequantize_affine(q, scale, zp)[1] == 0.0  # zero is exact
+    assert (C.dequantize_affine(q, scale, zp) - x).abs().max() <= scale / 2 + 1e-7
+    assert C.quantize_affine(torch.tensor([10.0]), scale, zp).item() == 127  # clamped, not wrapped
+    assert C.affine_qparams(torch.zeros(3))[0] > 0  # a constant tensor: no division by zero
+
+
+def test_per_channel_qparams_match_pytorch_and_beat_per_tensor():
+    torch.manual_seed(0)
+    w = torch.randn(4, 3, 3, 3) * torch.tensor([0.01, 0.1, 1.0, 3.0]).view(4, 1, 1, 1)
+    scales, zps = C.per_channel_qparams(w)
+    assert scales.shape == zps.shape == (4, 1, 1, 1)
+    ref = torch.quantize_per_channel(w, scales.flatten(), zps.flatten(), 0, torch.qint8)
+    assert torch.equal(C.quantize_affine(w, scales, zps), ref.int_repr())
+    err_c = (C.dequantize_affine(C.quantize_affine(w, scales, zps), scales, zps) - w).abs()[0].max()
+    s, z = C.affine_qparams(w)
+    err_t = (C.dequantize_affine(C.quantize_affine(w, s, z), s, z) - w).abs()[0].max()
+    assert err_c < err_t / 10  # the small channel keeps its precision
+
+
+def test_log_to_file_never_duplicates_lines(tmp_path):
+    first, second = tmp_path / "a.log", tmp_path / "b.log"
+    log = C.log_to_file(first)
+    C.log_to_file(first)
+    log.info("once")
+    C.log_to_file(second, level=logging.WARNING)
+    log.info("not written")
+    log.warning("twice?")
+    assert first.read_text().count("once") == 1 and "twice?" not in first.read_text()
+    assert second.read_text().count("twice?") == 1 and "not written" not in second.read_text()
+    assert " WARNING helpers.compression: twice?" in second.read_text()
+    for h in list(log.handlers):
+        log.removeHandler(h)
+        h.close()
+
+
+def test_multiply_adds_see_removed_channels_not_zeros():
+    net = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3, padding=1), torch.nn.Flatten(), torch.nn.Linear(4 * 5 * 5, 2))
+    x = torch.randn(2, 3, 5, 5)
+    assert C.multiply_adds(net, x) == 2 * (4 * 5 * 5 * 3 * 9 + 2 * 100)
+    tiny = tiny_net()
+    x = next(iter(tiny_loader()))[0]
+    dense = C.multiply_adds(tiny, x)
+    assert C.multiply_adds(C.prune_global_l1(tiny, 0.9), x) == dense  # zeros are still multiplied
+    assert C.multiply_adds(C.prune_channels(tiny, 0.5), x) < 0.8 * dense
+    assert not any(m._forward_hooks for m in tiny.modules())  # hooks only on a copy

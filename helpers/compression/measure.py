@@ -101,3 +101,28 @@ def compare_latency(nets: Mapping[str, nn.Module], example_batch: torch.Tensor, 
     finally:
         torch.set_num_threads(old)
     return {name: statistics.median(t) for name, t in times.items()}
+
+
+# --- work per forward pass ---
+def multiply_adds(net: nn.Module, example_batch: torch.Tensor) -> int:
+    """Multiply-adds of the Conv2d and Linear layers in one forward pass of ``net`` on
+    ``example_batch`` (on a CPU copy; float models): what the hardware computes, zeros included.
+    Unstructured pruning leaves it unchanged; removing channels (:func:`prune_channels`) lowers it."""
+    net = clone(net).cpu().eval()
+    total = 0
+
+    def count(m: nn.Module, inputs: Any, out: torch.Tensor) -> None:
+        nonlocal total
+        if isinstance(m, nn.Conv2d):
+            total += out.numel() * (m.in_channels // m.groups) * m.kernel_size[0] * m.kernel_size[1]
+        else:
+            total += out.numel() * m.in_features
+
+    hooks = [m.register_forward_hook(count) for m in net.modules() if isinstance(m, (nn.Conv2d, nn.Linear))]
+    try:
+        with torch.inference_mode():
+            net(example_batch.cpu().contiguous())
+    finally:
+        for h in hooks:
+            h.remove()
+    return total

@@ -115,3 +115,64 @@ def layer_sparsity(net: nn.Module) -> dict[str, float]:
             if w is not None:
                 out[name] = (w == 0).float().mean().item()
     return out
+
+
+# --- structured pruning: whole channels removed ---
+def prune_channels(net: nn.Module, amount: float) -> nn.Module:
+    """Structured (channel) pruning: a copy of ``net`` in which every ResNet ``BasicBlock`` keeps only
+    the ``1 - amount`` fraction of its **inner** channels (outputs of ``conv1``, inputs of ``conv2``)
+    whose ``conv1`` filters have the largest L1 norm (Li et al., 2017, *Pruning Filters for Efficient
+    ConvNets*). The channels are **removed**, not zeroed: ``conv1``, ``bn1`` and ``conv2`` become
+    smaller dense layers, so every forward pass does less work on any hardware. A block's output
+    width (added to its residual) is kept, so the rest of the network is unchanged. A masked
+    ``net`` is made permanent first; ``net`` itself is not changed."""
+    from torchvision.models.resnet import BasicBlock
+
+    if not 0.0 <= amount < 1.0:
+        raise ValueError(f"amount must be in [0, 1), got {amount}")
+    out = make_permanent(net)  # a copy
+    blocks = [m for m in out.modules() if isinstance(m, BasicBlock)]
+    if not blocks:
+        raise TypeError(f"prune_channels expects a ResNet made of BasicBlocks, got {type(net).__name__}")
+    for block in blocks:
+        conv1, bn1, conv2 = block.conv1, block.bn1, block.conv2
+        keep = max(1, round(conv1.out_channels * (1 - amount)))
+        scores = conv1.weight.detach().abs().sum(dim=(1, 2, 3))
+        idx = torch.topk(scores, keep).indices.sort().values
+        block.conv1 = _conv_like(conv1, conv1.in_channels, keep, conv1.weight[idx],
+                                 None if conv1.bias is None else conv1.bias[idx])
+        block.conv2 = _conv_like(conv2, keep, conv2.out_channels, conv2.weight[:, idx], conv2.bias)
+        new_bn = nn.BatchNorm2d(keep, eps=bn1.eps, momentum=bn1.momentum, affine=bn1.affine,
+                                track_running_stats=bn1.track_running_stats,
+                                device=conv1.weight.device, dtype=conv1.weight.dtype)
+        with torch.no_grad():
+            if bn1.affine:
+                new_bn.weight.copy_(bn1.weight[idx])
+                new_bn.bias.copy_(bn1.bias[idx])
+                new_bn.weight.requires_grad_(bn1.weight.requires_grad)
+                new_bn.bias.requires_grad_(bn1.bias.requires_grad)
+            if bn1.track_running_stats:
+                new_bn.running_mean.copy_(bn1.running_mean[idx])
+                new_bn.running_var.copy_(bn1.running_var[idx])
+                new_bn.num_batches_tracked.copy_(bn1.num_batches_tracked)
+        block.bn1 = new_bn.train(bn1.training)
+    return out
+
+
+def _conv_like(conv: nn.Conv2d, in_channels: int, out_channels: int, weight: torch.Tensor,
+               bias: torch.Tensor | None) -> nn.Conv2d:
+    """A Conv2d with ``conv``'s kernel, stride, padding and dilation, other channel counts, and the
+    given weight and bias (``requires_grad`` as in ``conv``)."""
+    if conv.groups != 1:
+        raise TypeError("prune_channels handles ordinary convolutions only (groups=1)")
+    new = nn.Conv2d(in_channels, out_channels, conv.kernel_size, conv.stride, conv.padding, conv.dilation,
+                    bias=bias is not None, padding_mode=conv.padding_mode,
+                    device=weight.device, dtype=weight.dtype).train(conv.training)
+    with torch.no_grad():
+        new.weight.copy_(weight)
+        if bias is not None:
+            new.bias.copy_(bias)
+    new.weight.requires_grad_(conv.weight.requires_grad)
+    if bias is not None and conv.bias is not None:
+        new.bias.requires_grad_(conv.bias.requires_grad)
+    return new

@@ -3,7 +3,6 @@ quantization (Linear only). ``torch.ao.quantization`` is used only here."""
 from __future__ import annotations
 
 import contextlib
-import copy
 import platform
 import warnings
 from typing import Any, Iterable, Iterator
@@ -80,9 +79,10 @@ def _quantizable(net: nn.Module, qat: bool) -> QuantReady:
             continue
         for i, block in enumerate(layer):
             if type(block) is BasicBlock:
-                qb = QuantizableBasicBlock(block.conv1.in_channels, block.conv1.out_channels, block.stride,
-                                           copy.deepcopy(block.downsample))
-                qb.load_state_dict(block.state_dict())
+                qb = QuantizableBasicBlock(block.conv1.in_channels, block.conv2.out_channels, block.stride,
+                                           block.downsample)
+                # the block's own layers (a copy already): their widths may differ (prune_channels)
+                qb.conv1, qb.bn1, qb.conv2, qb.bn2 = block.conv1, block.bn1, block.conv2, block.bn2
                 layer[i] = qb
             elif not isinstance(block, QuantizableBasicBlock):
                 raise TypeError(f"{name}[{i}] is a {type(block).__name__}; quantize_static expects "
@@ -156,3 +156,43 @@ def quantize_dynamic(net: nn.Module) -> nn.Module:
 def quantized_layers(net: nn.Module) -> dict[str, str]:
     """``{module name: class}`` of every quantized layer (to see what a quantization API changed)."""
     return {n: type(m).__name__ for n, m in net.named_modules() if _is_quantized_layer(m)}
+
+
+# --- the arithmetic of affine int8 quantization (what the observers and kernels above compute) ---
+QMIN, QMAX = -128, 127  # torch.qint8
+
+
+def affine_qparams(x: torch.Tensor) -> tuple[float, int]:
+    """Per-tensor affine int8 parameters of ``x``: the range ``[min(x, 0), max(x, 0)]`` (it always
+    contains 0, so that 0 is exactly representable: zero padding, ReLU outputs, pruned weights) is
+    mapped onto ``[-128, 127]``: ``scale = (hi - lo) / 255`` (at least float32's eps),
+    ``zero_point = -128 - round(lo / scale)``, clamped to ``[-128, 127]``. As PyTorch's
+    ``MinMaxObserver(dtype=torch.qint8)`` computes them."""
+    lo, hi = min(float(x.min()), 0.0), max(float(x.max()), 0.0)
+    scale = max((hi - lo) / (QMAX - QMIN), float(torch.finfo(torch.float32).eps))
+    zero_point = int(min(max(QMIN - round(lo / scale), QMIN), QMAX))
+    return scale, zero_point
+
+
+def per_channel_qparams(w: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """One :func:`affine_qparams` per output channel (``w[c]``), as tensors shaped ``(C, 1, ..., 1)``
+    so that they broadcast against ``w`` in :func:`quantize_affine` / :func:`dequantize_affine`."""
+    flat = w.detach().reshape(w.shape[0], -1)
+    lo = flat.min(dim=1).values.clamp(max=0.0)
+    hi = flat.max(dim=1).values.clamp(min=0.0)
+    scale = ((hi - lo) / (QMAX - QMIN)).clamp(min=float(torch.finfo(torch.float32).eps))
+    zero_point = (QMIN - torch.round(lo / scale)).clamp(QMIN, QMAX).to(torch.int64)
+    shape = (-1,) + (1,) * (w.dim() - 1)
+    return scale.reshape(shape), zero_point.reshape(shape)
+
+
+def quantize_affine(x: torch.Tensor, scale: Any, zero_point: Any) -> torch.Tensor:
+    """``clamp(round(x / scale) + zero_point, -128, 127)`` as ``torch.int8`` (clamped *before* the
+    cast: casting 200 to int8 wraps around to -56). ``scale`` / ``zero_point``: numbers, or tensors
+    that broadcast against ``x`` (per channel)."""
+    return torch.clamp(torch.round(x / scale) + zero_point, QMIN, QMAX).to(torch.int8)
+
+
+def dequantize_affine(q: torch.Tensor, scale: Any, zero_point: Any) -> torch.Tensor:
+    """``(q - zero_point) * scale`` in float32: the value an int8 number stands for."""
+    return (q.to(torch.float32) - zero_point) * scale

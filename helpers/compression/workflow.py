@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import logging
 import time
+from pathlib import Path
 from typing import Any, Iterable
 
 import torch
@@ -17,6 +18,23 @@ from helpers.profile import seed_everything
 from helpers.training import DistillationLoss, train
 
 logger = logging.getLogger("helpers.compression")
+LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+
+
+def log_to_file(path: str | Path, level: int = logging.INFO) -> logging.Logger:
+    """Send the ``helpers.compression`` logger to the file ``path`` (timestamp, level, logger name,
+    message) at ``level``, and return it. The file handlers of earlier calls are removed and closed
+    first: a re-run cell must not add one more handler (every line would be written twice, three
+    times, ...)."""
+    for handler in list(logger.handlers):
+        if isinstance(handler, logging.FileHandler):
+            logger.removeHandler(handler)
+            handler.close()
+    handler = logging.FileHandler(path)
+    handler.setFormatter(logging.Formatter(LOG_FORMAT))
+    logger.addHandler(handler)
+    logger.setLevel(level)
+    return logger
 
 
 def _state(net: nn.Module) -> dict[str, torch.Tensor]:
