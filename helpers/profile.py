@@ -32,6 +32,7 @@ class Profile:
     max_epochs: int | None = None  # COURSE_MAX_EPOCHS: caps every chapter's epochs (smoke runs)
     subset: int | None = None  # COURSE_SUBSET: at most this many images per class and split
     grading: bool = False  # COURSE_GRADING=1 (nbgrader_config.py sets it for autograding)
+    valid_frac: float = 0.2  # share of train/ held out for validation (stratified, seeded)
 
     def epochs(self, n: int) -> int:
         """``n`` epochs, capped by ``COURSE_MAX_EPOCHS`` (e.g. ``COURSE_MAX_EPOCHS=1`` to try the full
@@ -90,7 +91,8 @@ def get_profile(name: str | None = None) -> Profile:
         )
     if name == "fast":
         return Profile("fast", try_device("fast"), data_root(), image_size=32, resize_size=36,
-                       batch_size=32, num_workers=0, crop_scale=(0.35, 1.0), **knobs)
+                       batch_size=32, num_workers=0, crop_scale=(0.35, 1.0),
+                       valid_frac=0.5, **knobs)  # 200 validation images: one image = 0.5 point
     device = try_device("full")
     return Profile("full", device, data_root(), image_size=224, resize_size=256,
                    batch_size=128, num_workers=min(4, os.cpu_count() or 1), **knobs)

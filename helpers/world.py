@@ -4,6 +4,9 @@
   on which the mini source model is pretrained (``sourcemodel/build_source_model.py``);
 * a **target** data set with the d2l hotdog layout (``train|test`` x ``hotdog|not-hotdog``), drawn in
   a different style (backgrounds, colours, sizes), a few hundred images: the role of the hotdog set.
+  Half of its not-hotdog images show ``UNSEEN_CLASSES``, foods the source model never saw, two of them
+  hotdog look-alikes (a bare sausage, a baguette): the source model's features are a head start,
+  not the answer, so "frozen vs fine-tuned" and "pretrained vs scratch" are measured, not built in.
 
 Everything is generated deterministically from a seed with Pillow and written as JPEG files, so the
 same ``ImageFolder`` + transforms code runs in both profiles. Generation is atomic: a folder is
@@ -22,8 +25,12 @@ from PIL import Image, ImageDraw, ImageFilter
 
 SOURCE_CLASSES: tuple[str, ...] = ("banana", "burger", "carrot", "cookie", "donut", "hotdog",
                                    "pizza", "pretzel", "sandwich", "waffle")
-WORLD_VERSION = 1
-TARGET_SPLITS = {"train": 120, "test": 100}  # images per class
+# Foods the source data set never shows; the target's not-hotdog half is drawn from them.
+UNSEEN_CLASSES: tuple[str, ...] = ("apple", "baguette", "fries", "sausage")
+WORLD_VERSION = 2
+# Images per class. The fast profile holds out half of train/ for validation (profile.valid_frac):
+# 200 validation images, so one image is 0.5 percentage point of accuracy.
+TARGET_SPLITS = {"train": 200, "test": 150}
 SOURCE_SPLITS = {"train": 300, "test": 50}
 
 
@@ -99,6 +106,27 @@ def draw_object(draw: ImageDraw.ImageDraw, name: str, rng: np.random.Generator, 
                       fill=j((150, 100, 40)), width=1)
             draw.line(_rotated_rect(cx + t * size * math.cos(a), cy + t * size * math.sin(a), 1, size * 0.8, a)[1:3],
                       fill=j((150, 100, 40)), width=1)
+    elif name == "sausage":  # a hotdog without its bun
+        draw.polygon(_stadium(cx, cy, size * 1.05, size * 0.22, a), fill=j((170, 60, 40)))
+    elif name == "baguette":  # a bun without its sausage, longer and slimmer
+        draw.polygon(_stadium(cx, cy, size * 1.15, size * 0.3, a), fill=j((214, 170, 100)))
+        for t in (-0.25, 0.0, 0.25):
+            px, py = cx + t * size * math.cos(a), cy + t * size * math.sin(a)
+            draw.line([(px - 2 * math.sin(a) - 2 * math.cos(a), py + 2 * math.cos(a) - 2 * math.sin(a)),
+                       (px + 2 * math.sin(a) + 2 * math.cos(a), py - 2 * math.cos(a) + 2 * math.sin(a))],
+                      fill=j((150, 105, 50)), width=1)
+    elif name == "apple":
+        r = size * 0.38
+        draw.ellipse([cx - r, cy - r, cx + r, cy + r], fill=j((200, 40, 40)))
+        draw.line([(cx, cy - r), (cx + 2, cy - r - 4)], fill=j((90, 60, 30)), width=2)
+        draw.ellipse([cx + 1, cy - r - 4, cx + 6, cy - r], fill=j((70, 150, 50)))
+    elif name == "fries":
+        for k in range(6):
+            fx = cx + (k - 2.5) * size * 0.12
+            tilt = rng.uniform(-0.25, 0.25) * size
+            draw.line([(fx, cy + size * 0.35), (fx + tilt * 0.3, cy - size * 0.35 + rng.uniform(0, size * 0.15))],
+                      fill=j((240, 205, 70)), width=max(2, int(size * 0.08)))
+        draw.rectangle([cx - size * 0.38, cy + size * 0.1, cx + size * 0.38, cy + size * 0.4], fill=j((200, 30, 40)))
     elif name == "cookie":
         r = size * 0.4
         draw.ellipse([cx - r, cy - r, cx + r, cy + r], fill=j((180, 130, 80)))
@@ -106,7 +134,7 @@ def draw_object(draw: ImageDraw.ImageDraw, name: str, rng: np.random.Generator, 
             px, py = cx + rng.uniform(-r / 1.6, r / 1.6), cy + rng.uniform(-r / 1.6, r / 1.6)
             draw.ellipse([px - 1, py - 1, px + 1, py + 1], fill=j((60, 35, 20)))
     else:
-        raise KeyError(f"unknown class {name!r}; use one of {SOURCE_CLASSES}")
+        raise KeyError(f"unknown class {name!r}; use one of {SOURCE_CLASSES + UNSEEN_CLASSES}")
 
 
 def render(name: str, seed: int, style: str = "source") -> Image.Image:
@@ -155,17 +183,24 @@ def _write_atomically(final: Path, fill) -> Path:
     return final
 
 
+def not_hotdog_class(i: int) -> str:
+    """The food of the ``i``-th not-hotdog image: even ``i`` an unseen food, odd ``i`` a source one."""
+    if i % 2 == 0:
+        return UNSEEN_CLASSES[(i // 2) % len(UNSEEN_CLASSES)]
+    others = [c for c in SOURCE_CLASSES if c != "hotdog"]
+    return others[(i // 2) % len(others)]
+
+
 def ensure_target_dataset(data_dir: str | Path, seed: int = 1) -> Path:
     """Generate (once) the mini hotdog data set and return its folder (hotdog layout)."""
     def fill(root: Path) -> None:
-        others = [c for c in SOURCE_CLASSES if c != "hotdog"]
         for split_no, (split, n) in enumerate(TARGET_SPLITS.items()):
             for label in ("hotdog", "not-hotdog"):
                 folder = root / split / label
                 folder.mkdir(parents=True)
                 for i in range(n):
                     s = seed * 1_000_003 + split_no * 100_000 + (label == "hotdog") * 50_000 + i
-                    name = "hotdog" if label == "hotdog" else others[i % len(others)]
+                    name = "hotdog" if label == "hotdog" else not_hotdog_class(i)
                     render(name, s, "target").save(folder / f"{i:04d}.jpg", quality=90)
 
     return _write_atomically(Path(data_dir) / f"mini-hotdog-v{WORLD_VERSION}", fill)

@@ -84,6 +84,16 @@ def test_world_is_deterministic_and_generation_is_atomic(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == [f"mini-hotdog-v{world.WORLD_VERSION}"]
 
 
+def test_half_the_target_not_hotdogs_are_foods_the_source_never_saw(tmp_path):
+    assert not set(world.UNSEEN_CLASSES) & set(world.SOURCE_CLASSES)
+    foods = [world.not_hotdog_class(i) for i in range(world.TARGET_SPLITS["train"])]
+    unseen = [f for f in foods if f in world.UNSEEN_CLASSES]
+    assert len(unseen) == len(foods) // 2 and set(unseen) == set(world.UNSEEN_CLASSES)
+    assert set(foods) - set(unseen) == set(world.SOURCE_CLASSES) - {"hotdog"}
+    with pytest.raises(KeyError, match="unknown class 'tofu'"):
+        world.render("tofu", 0, "target")
+
+
 def test_source_classes_are_sorted_like_imagefolder():
     assert list(world.SOURCE_CLASSES) == sorted(world.SOURCE_CLASSES) and "hotdog" in world.SOURCE_CLASSES
 
@@ -102,10 +112,11 @@ def test_caching_gives_the_same_batches_and_decodes_each_file_once(tmp_path, mon
         return [[b for b in it] for it in (train_iter, valid_iter, test_iter, train_iter, valid_iter, test_iter)]
 
     plain = epochs(cache=False)
-    assert len(reads) == 2 * (240 + 200)  # train + valid (both from train/) and test, two epochs
+    n_files = 2 * sum(world.TARGET_SPLITS.values())  # train/ (train + valid views) and test/
+    assert len(reads) == 2 * n_files  # two epochs
     reads.clear()
     cached = epochs(cache=True)
-    assert len(reads) == 240 + 200  # each file decoded once over two epochs
+    assert len(reads) == n_files  # each file decoded once over two epochs
     assert len(reads) == len(set(reads))
     for a, b in zip(plain, cached):
         for (xa, ya), (xb, yb) in zip(a, b, strict=True):
@@ -143,10 +154,13 @@ def test_seed_everything_fixes_the_batch_order_and_the_crops_of_a_run(tmp_path, 
 def test_validation_split_is_stratified_seeded_and_disjoint():
     p = get_profile("fast")
     train, valid, test = data.hotdog_datasets(p)
-    assert len(train) + len(valid) == 240 and len(valid) == 48
-    assert sorted(set(train.indices) | set(valid.dataset.indices)) == list(range(240))
+    n = 2 * world.TARGET_SPLITS["train"]
+    assert len(train) + len(valid) == n and len(valid) == round(n * p.valid_frac) >= 200  # 1 image <= 0.5 point
+    assert sorted(set(train.indices) | set(valid.dataset.indices)) == list(range(n))
     assert not set(train.indices) & set(valid.dataset.indices)
-    assert valid.dataset.targets.count(0) == valid.dataset.targets.count(1) == 24
+    assert valid.dataset.targets.count(0) == valid.dataset.targets.count(1) == len(valid) // 2
+    assert len(test) == 2 * world.TARGET_SPLITS["test"] >= 200
+    assert get_profile("full").valid_frac == 0.2  # the real data: 400 of its 2,000 training images
     assert data.stratified_split([0, 0, 1, 1, 1, 1], 0.5, seed=1) == data.stratified_split([0, 0, 1, 1, 1, 1], 0.5, seed=1)
     assert data.stratified_split(list(range(2)) * 50, 0.2, 0) != data.stratified_split(list(range(2)) * 50, 0.2, 1)
     with pytest.raises(ValueError, match="valid_frac"):

@@ -1,5 +1,6 @@
 """The fast profile's lesson holds: fine-tuning the pretrained source model beats training the same
-architecture from scratch on the mini hotdog test set (measured margin 0.215 at seed 0, 0.15-0.32 over seeds 0-7; asserted 0.10)."""
+architecture from scratch on the mini hotdog validation set (world v2, 5 epochs, seed 0: fine-tuned 0.88,
+from scratch 0.56, frozen features 0.77; fine-tuned 0.875-0.895 over seeds 0-2; asserted margin 0.10)."""
 import torch
 
 import helpers
@@ -19,5 +20,5 @@ def test_finetuning_beats_scratch_by_a_clear_margin():
     fine = fit(models.finetune_net(profile), 0.01, 10, train_iter, valid_iter)
     helpers.seed_everything(0)
     scratch = fit(models.scratch_net(profile), 0.1, 1, train_iter, valid_iter)
-    assert fine.final["valid_acc"] >= 0.80  # 48 validation images: one image is 0.02
+    assert fine.final["valid_acc"] >= 0.80  # 200 validation images: one image is 0.005
     assert fine.final["valid_acc"] >= scratch.final["valid_acc"] + 0.10, (fine, scratch)
