@@ -10,9 +10,10 @@ import pytest
 from tests.nbrun import assert_passes, run_cells
 
 NB = "solutions/ch5_recovery/ch5_recovery.ipynb"
-LAST = "kd_tests"
+LAST = "kd_mix_tests"
 TESTS = ["clip_tests", "optimizer_tests", "keepbest_tests", "scheduler_cosine_tests", "scheduler_step_tests",
-         "scheduler_plateau_mode_tests", "scheduler_plateau_patience_tests", "kd_tests"]
+         "scheduler_plateau_mode_tests", "scheduler_plateau_patience_tests", "kd_soft_tests",
+         "kd_mix_tests"]
 
 RIGHT = {
     "a": {

@@ -1,6 +1,6 @@
 """Chapter 5's tests catch the classic wrong answers, each for the reason meant for it.
 
-Each run executes the notebook up to the last autograded test cell (``kd_tests``; every autograded exercise
+Each run executes the notebook up to the last autograded test cell (``kd_mix_tests``; every autograded exercise
 comes before the training cells) with one wrong answer per exercise swapped in at once (the exercises do not use
 each other's functions). For each wrong answer we assert *why* its test cell failed (``AssertionError`` and the
 message naming the property), and that the test cells of the exercises answered correctly in that run pass.
@@ -12,10 +12,11 @@ import pytest
 from tests.nbrun import assert_caught, assert_passes, run_cells
 
 NB = "solutions/ch5_recovery/ch5_recovery.ipynb"
-LAST = "kd_tests"
+LAST = "kd_mix_tests"
 SCHEDULER_TESTS = ["scheduler_cosine_tests", "scheduler_step_tests", "scheduler_plateau_mode_tests",
                    "scheduler_plateau_patience_tests"]
-TESTS = ["clip_tests", "optimizer_tests", "keepbest_tests", *SCHEDULER_TESTS, "kd_tests"]
+KD_TESTS = ["kd_soft_tests", "kd_mix_tests"]
+TESTS = ["clip_tests", "optimizer_tests", "keepbest_tests", *SCHEDULER_TESTS, *KD_TESTS]
 
 # --- exercise 1: gradient clipping ---------------------------------------------------------------
 CLIP_PER_TENSOR = '''
@@ -408,16 +409,16 @@ WRONG = {
     "sched_step_size": ("scheduler_impl", SCHEDULER_STEP_SIZE, "scheduler_step_tests", "step_size is at least 1"),
     "sched_no_error": ("scheduler_impl", SCHEDULER_NO_ERROR, "scheduler_step_tests", "must raise ValueError"),
     "sched_helper": ("scheduler_impl", SCHEDULER_HELPER, "scheduler_cosine_tests", "write make_scheduler yourself"),
-    "kd_no_t2": ("kd_impl", KD_NO_T2, "kd_tests", r"T\^2 \* KL"),
-    "kd_swapped": ("kd_impl", KD_SWAPPED, "kd_tests", r"KL\(teacher \|\| student\)"),
-    "kd_no_log_softmax": ("kd_impl", KD_NO_LOG_SOFTMAX, "kd_tests", r"KL\(teacher \|\| student\)"),
-    "kd_mean": ("kd_impl", KD_MEAN, "kd_tests", "batchmean"),
-    "kd_sum": ("kd_impl", KD_SUM, "kd_tests", r"average over the batch \(reduction='batchmean'\)"),
-    "kd_teacher_not_softened": ("kd_impl", KD_TEACHER_NOT_SOFTENED, "kd_tests", "temperature on both logits"),
-    "kd_alpha_swapped": ("kd_impl", KD_ALPHA_SWAPPED, "kd_tests", r"alpha=0, T=1"),
-    "kd_detached": ("kd_impl", KD_DETACHED, "kd_tests", "gradients must flow to student_logits"),
-    "kd_helper": ("kd_impl", KD_HELPER, "kd_tests", "write the loss yourself"),
-    "kd_course_helper": ("kd_impl", KD_COURSE_HELPER, "kd_tests", "write the loss yourself"),
+    "kd_no_t2": ("kd_impl", KD_NO_T2, "kd_soft_tests", r"T\^2 \* KL"),
+    "kd_swapped": ("kd_impl", KD_SWAPPED, "kd_soft_tests", r"KL\(teacher \|\| student\)"),
+    "kd_no_log_softmax": ("kd_impl", KD_NO_LOG_SOFTMAX, "kd_soft_tests", r"KL\(teacher \|\| student\)"),
+    "kd_mean": ("kd_impl", KD_MEAN, "kd_soft_tests", "batchmean"),
+    "kd_sum": ("kd_impl", KD_SUM, "kd_soft_tests", r"average over the batch \(reduction='batchmean'\)"),
+    "kd_teacher_not_softened": ("kd_impl", KD_TEACHER_NOT_SOFTENED, "kd_soft_tests", "temperature on both logits"),
+    "kd_alpha_swapped": ("kd_impl", KD_ALPHA_SWAPPED, "kd_mix_tests", "alpha=1: the cross-entropy alone"),
+    "kd_detached": ("kd_impl", KD_DETACHED, "kd_mix_tests", "gradients must flow to student_logits"),
+    "kd_helper": ("kd_impl", KD_HELPER, "kd_mix_tests", "write the loss yourself"),
+    "kd_course_helper": ("kd_impl", KD_COURSE_HELPER, "kd_mix_tests", "write the loss yourself"),
 }
 
 # Each batch holds at most one wrong answer per exercise (one kernel run each).
@@ -435,9 +436,10 @@ BATCHES = [
 ]
 
 
-# mode="min" with an accuracy also cuts the rate on a noisy rise: it fails the patience cell too; the helper
-# shortcut fails every scheduler cell
-ALSO_FAILS = {"sched_plateau_min": ["scheduler_plateau_patience_tests"], "sched_helper": SCHEDULER_TESTS}
+# mode="min" with an accuracy also cuts the rate on a noisy rise: it fails the patience cell too; a helper
+# shortcut fails every cell of its exercise; swapped alpha weights fail the soft term (alpha=0) too
+ALSO_FAILS = {"sched_plateau_min": ["scheduler_plateau_patience_tests"], "sched_helper": SCHEDULER_TESTS,
+              "kd_alpha_swapped": KD_TESTS, "kd_helper": KD_TESTS, "kd_course_helper": KD_TESTS}
 
 
 def test_every_wrong_answer_is_in_a_batch_once():

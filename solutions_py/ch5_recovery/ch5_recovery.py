@@ -545,7 +545,8 @@ plots.plot_lr(curves, xlabel="epoch");
 #
 # Write `kd_loss(student_logits, teacher_logits, targets, T=4.0, alpha=0.5)`: $\mathcal{L}$ as a scalar tensor
 # that gradients flow through to `student_logits`, with `F.cross_entropy`, `F.kl_div`, `F.log_softmax` and
-# `F.softmax` (the tests block `training.distillation_loss`).
+# `F.softmax` (the tests block `training.distillation_loss`). Two test cells of 2 points each: the soft term
+# (direction, temperature, $T^2$, average over the batch), then its mix with the cross-entropy and the gradient.
 
 # %% nbgrader={"grade": false, "grade_id": "kd_impl", "locked": false, "schema_version": 3, "solution": true, "task": false}
 def kd_loss(student_logits, teacher_logits, targets, T=4.0, alpha=0.5):
@@ -556,9 +557,17 @@ def kd_loss(student_logits, teacher_logits, targets, T=4.0, alpha=0.5):
     ### END SOLUTION
 
 
-# %% nbgrader={"grade": true, "grade_id": "kd_tests", "locked": true, "points": 4, "schema_version": 3, "solution": false, "task": false}
-no_helper = dict(side_effect=AssertionError("write the loss yourself, not with training.distillation_loss"))
-with mock.patch.object(training, "distillation_loss", **no_helper), mock.patch.object(recovery, "kd_loss", **no_helper):
+# %% nbgrader={"grade": false, "grade_id": "kd_blocked", "locked": true, "schema_version": 3, "solution": false, "task": false}
+def no_kd_helper():  # inside this block the course's own distillation losses raise
+    stack = contextlib.ExitStack()
+    error = AssertionError("write the loss yourself, not with training.distillation_loss")
+    for owner, name in ((training, "distillation_loss"), (recovery, "kd_loss")):
+        stack.enter_context(mock.patch.object(owner, name, side_effect=error))
+    return stack
+
+
+# %% nbgrader={"grade": true, "grade_id": "kd_soft_tests", "locked": true, "points": 2, "schema_version": 3, "solution": false, "task": false}
+with no_kd_helper():  # the soft term alone (alpha=0)
     # a uniform student (logits 0, 0) and a teacher with probabilities 3/4, 1/4 at T=1
     s1, t1, y1 = torch.zeros(1, 2), torch.tensor([[math.log(3.0), 0.0]]), torch.tensor([0])
     kl_t1 = 0.75 * math.log(0.75 / 0.5) + 0.25 * math.log(0.25 / 0.5)  # KL(teacher || student) = 0.1308
@@ -572,33 +581,46 @@ with mock.patch.object(training, "distillation_loss", **no_helper), mock.patch.o
     assert math.isclose(got, 4 * kl_t2, rel_tol=1e-4), \
         f"alpha=0, T=2: T^2 * KL = {4 * kl_t2:.5f}, got {got:.5f} (T^2 factor? temperature on both logits?)"
 ### BEGIN HIDDEN TESTS
+    # per example: a batch of two copies gives the same loss ("batchmean", not "sum" or "mean")
+    got = kd_loss(s1.repeat(2, 1), t1.repeat(2, 1), y1.repeat(2), T=2.0, alpha=0.0).item()
+    assert math.isclose(got, 4 * kl_t2, rel_tol=1e-4), f"average over the batch (reduction='batchmean'): {got:.5f}"
+    g = torch.Generator().manual_seed(0)
+    zs, zt = torch.randn(8, 5, generator=g), torch.randn(8, 5, generator=g) * 3
+    y = torch.randint(0, 5, (8,), generator=g)
+    assert abs(kd_loss(zt, zt, y, T=4.0, alpha=0.0).item()) < 1e-5, "alpha=0 and student == teacher: 0"
+    # five classes: "mean" would divide by 5 too
+    log_p, log_q = F.log_softmax(zt / 4, 1), F.log_softmax(zs / 4, 1)
+    want = (16 * (log_p.exp() * (log_p - log_q)).sum(1).mean()).item()
+    got = kd_loss(zs, zt, y, T=4.0, alpha=0.0).item()
+    assert math.isclose(got, want, rel_tol=1e-4), f"5 classes, T=4: T^2 * KL per example = {want:.5f}, got {got:.5f}"
+### END HIDDEN TESTS
+
+# %% nbgrader={"grade": true, "grade_id": "kd_mix_tests", "locked": true, "points": 2, "schema_version": 3, "solution": false, "task": false}
+with no_kd_helper():  # the mix with the cross-entropy, and the gradient
     g = torch.Generator().manual_seed(0)
     zs, zt = torch.randn(8, 5, generator=g), torch.randn(8, 5, generator=g) * 3
     y = torch.randint(0, 5, (8,), generator=g)
     got = kd_loss(zs, zt, y, T=4.0, alpha=1.0).item()
     assert math.isclose(got, F.cross_entropy(zs, y).item(), rel_tol=1e-5), \
         f"alpha=1: the cross-entropy alone ({F.cross_entropy(zs, y).item():.5f}), got {got:.5f}"
-    assert abs(kd_loss(zt, zt, y, T=4.0, alpha=0.0).item()) < 1e-5, "alpha=0 and student == teacher: 0"
-    got = kd_loss(s1, t1, y1, T=1.0, alpha=0.3).item()
-    assert math.isclose(got, 0.3 * math.log(2) + 0.7 * kl_t1, rel_tol=1e-4), \
-        f"alpha=0.3: 0.3 * CE + 0.7 * T^2 * KL = {0.3 * math.log(2) + 0.7 * kl_t1:.5f}, got {got:.5f}"
-    # per example: a batch of two copies gives the same loss ("batchmean", not "sum" or "mean")
-    got = kd_loss(s1.repeat(2, 1), t1.repeat(2, 1), y1.repeat(2), T=2.0, alpha=0.0).item()
-    assert math.isclose(got, 4 * kl_t2, rel_tol=1e-4), f"average over the batch (reduction='batchmean'): {got:.5f}"
-    # five classes: "mean" would divide by 5 too
-    want = (4.0 ** 2 * (F.softmax(zt / 4, 1) * (F.log_softmax(zt / 4, 1) - F.log_softmax(zs / 4, 1))).sum(1).mean()).item()
-    got = kd_loss(zs, zt, y, T=4.0, alpha=0.0).item()
-    assert math.isclose(got, want, rel_tol=1e-4), f"5 classes, T=4: T^2 * KL per example = {want:.5f}, got {got:.5f}"
+    soft = kd_loss(zs, zt, y, T=4.0, alpha=0.0).item()
+    want = 0.3 * F.cross_entropy(zs, y).item() + 0.7 * soft
+    got = kd_loss(zs, zt, y, T=4.0, alpha=0.3).item()
+    assert math.isclose(got, want, rel_tol=1e-5), \
+        f"alpha=0.3: 0.3 * CE + 0.7 * (the soft term) = {want:.5f}, got {got:.5f}"
+### BEGIN HIDDEN TESTS
     assert math.isclose(kd_loss(zs, zt, y).item(), kd_loss(zs, zt, y, T=4.0, alpha=0.5).item()), \
         "defaults: T=4.0, alpha=0.5"
-    # the gradient reaches the student: for the soft term it is T * (softmax(zs/T) - softmax(zt/T)) / batch
     s = zs.clone().requires_grad_()
-    out = kd_loss(s, zt, y, T=4.0, alpha=0.0)
+    out = kd_loss(s, zt, y, T=4.0, alpha=0.5)
     assert out.requires_grad, "gradients must flow to student_logits (no detach, no .item(), no torch.tensor(...))"
+    assert out.dim() == 0, "return a scalar"
     out.backward()
-    want = 4.0 * (F.softmax(zs / 4, dim=1) - F.softmax(zt / 4, dim=1)) / len(zs)
-    assert torch.allclose(s.grad, want, atol=1e-5), "wrong gradient of the soft term (T^2? KL direction?)"
-    assert kd_loss(zs, zt, y).dim() == 0, "return a scalar"
+    own_soft = zs.clone().requires_grad_()  # the gradient of your own soft term (graded in the cell above)
+    kd_loss(own_soft, zt, y, T=4.0, alpha=0.0).backward()
+    ce_grad = (F.softmax(zs, 1) - F.one_hot(y, 5)) / len(zs)  # of the cross-entropy, averaged over the batch
+    assert torch.allclose(s.grad, 0.5 * ce_grad + 0.5 * own_soft.grad, atol=1e-5), \
+        "wrong gradient at alpha=0.5: 0.5 * (gradient of the cross-entropy) + 0.5 * (gradient of the soft term)"
 ### END HIDDEN TESTS
 
 # %% [markdown]
@@ -633,7 +655,7 @@ print("weight decay per group:", [g["weight_decay"] for g in optimizer.param_gro
 # course check (not part of the lesson): the baseline really decays and is a good teacher on the mini world
 assert all(g["weight_decay"] == 5e-4 for g in optimizer.param_groups)
 if profile.fast:
-    assert history.final["valid_acc"] >= 0.8, history
+    assert history.final["valid_acc"] >= 0.85, history
 
 # %% [markdown]
 # `C.prune_global_l1` returns a **copy** with the smallest weights (one global threshold) at zero and keeps the
@@ -662,7 +684,9 @@ print(f"sparsity {pruned_sparsity:.4f}, non-zero parameters {C.count_nonzero(bas
 recalibrated = training.recalibrate_batchnorm(C.clone(pruned), train_iter)
 accuracy = {name: training.evaluate(net, valid_iter)[1]
             for name, net in [("baseline", baseline), ("pruned", pruned), ("recalibrated", recalibrated)]}
-print("validation accuracy:", {k: round(v, 3) for k, v in accuracy.items()})
+n_valid = len(valid_iter.dataset)
+print(f"validation accuracy ({n_valid} images, one image = {1 / n_valid:.3f}):",
+      {k: round(v, 3) for k, v in accuracy.items()})
 
 # %%
 # course check: recalibration keeps the masks, repairs part of the damage, not all of it
@@ -757,34 +781,41 @@ def gradient_norms(net, batches=6):
 
 norms = gradient_norms(recalibrated)
 print("gradient norms:", [round(n, 2) for n in norms], f"- above max_norm=1.0: {sum(n > 1.0 for n in norms)}")
-recover("full + clip", clip_grad_norm=1.0)
-paired("full + clip");
+recover("full + clip", clip_grad_norm=1.0)  # the threshold of Fine-tuning Post-Compression
+recover("full + clip 0.25", clip_grad_norm=0.25)  # below every norm printed above: clips (nearly) every step
+paired("full + clip")
+paired("full + clip 0.25");
 
 # %% [markdown] nbgrader={"grade": false, "grade_id": "clip_answer_text", "locked": true, "schema_version": 3, "solution": false, "task": false}
 # ### Exercise 6 (2 points, written; *Fine-tuning Post-Compression*, exercise 1)
 #
-# Compare `full` and `full + clip`: the paired difference and its spread, and the gradient norms printed above.
-# Did clipping at `max_norm=1.0` change anything beyond the seed-to-seed spread, and why? Consider how often the
-# threshold was exceeded and what **Adam** does with a gradient multiplied by a constant. When would you expect
-# clipping to matter?
+# Compare `full` with `full + clip` (`max_norm=1.0`, the source's value) and `full + clip 0.25` (a threshold below
+# the gradient norms printed above): the paired differences and their spreads. Did clipping change anything beyond
+# the seed-to-seed spread, and why? Consider how often each threshold was exceeded and what **Adam** does with a
+# gradient multiplied by a constant. When would you expect clipping to matter?
 
 # %% [markdown] nbgrader={"grade": true, "grade_id": "clip_answer", "locked": false, "points": 2, "schema_version": 3, "solution": true, "task": false}
 #
 # ### BEGIN SOLUTION
 # **Rubric (2 points).** 1 point: reads the student's own output correctly: how many of the printed gradient norms
-# exceed 1.0, and whether the paired difference `full + clip - full` is within its spread (its mean smaller than
-# its standard deviation, or per-seed differences of both signs) or beyond it; a claim that clipping helped or hurt
-# while the printed difference is within the spread loses this point. 1 point: explains it with Adam's step
-# (normalised by a running RMS of the gradient, so scaling a gradient by a constant barely changes the step) and
-# names at least one situation where clipping matters (plain SGD, large learning rates, gradient spikes at the
-# start of fine-tuning or from a new head, deep or recurrent networks).
+# exceed 1.0 (so how often `max_norm=1.0` acted; 0.25 is below them, so it acted on most steps), and whether each
+# paired difference is within its spread (mean smaller than its standard deviation, or per-seed differences of
+# both signs, or exactly zero, or a single validation image) or beyond it; claiming that clipping helped or hurt while the printed difference is
+# within the spread loses this point. 1 point: explains it with Adam's step (normalised by a running RMS of the
+# gradient, so scaling a gradient by a constant barely changes the step) and names at least one situation where
+# clipping matters (plain SGD, large learning rates, gradient spikes at the start of fine-tuning or from a new
+# head, deep or recurrent networks).
 #
-# **Model answer.** In our run none of the six printed gradient norms exceeded 1.0 (0.65 to 0.97), so clipping never acted: `full + clip` repeated `full` step for step, and the paired difference is exactly +0.000 ± 0.000. Even when it acts, Adam divides each step by a running estimate of the gradient's RMS:
-# multiplying the gradient by a constant leaves Adam's step almost unchanged (only the clipped batches' weight in
-# the running averages changes), so clipping cannot change much here. Clipping matters with plain SGD (the step is
-# proportional to the gradient), with large learning rates, at the start of fine-tuning when a fresh head or a
-# badly damaged model produces gradient spikes, and in deep or recurrent networks with exploding gradients: a
-# safety net against rare large steps, not a way to recover accuracy.
+# **Model answer.** In our run none of the six printed norms (0.60 to 0.81) exceeded 1.0, so `full + clip`
+# repeated `full` step for step: +0.000 ± 0.000 for every seed. At 0.25, below every printed norm, clipping
+# shortened nearly every step, and the paired difference is +0.005 ± 0.000: one validation image, the same in
+# every seed, so the clipped runs followed almost exactly the trajectory of `full`. Adam divides each step by a running
+# estimate of the gradient's RMS: multiplying the gradients by a constant leaves Adam's step almost unchanged (only
+# the relative weight of the clipped batches in the running averages changes), so clipping cannot change much here.
+# Clipping matters with plain SGD (the step is proportional to the gradient), with large learning rates, at the
+# start of fine-tuning when a fresh head or a badly damaged model produces gradient spikes, and in deep or
+# recurrent networks with exploding gradients: a safety net against rare large steps, not a way to recover
+# accuracy.
 # ### END SOLUTION
 #
 
@@ -840,13 +871,17 @@ assert C.sparsity(results["progressive"]["net"]) == pruned_sparsity
 # protecting from a random head's gradients; names a case for progressive unfreezing (a new head for a new task,
 # very little data, only the upper layers compressed).
 #
-# **Model answer.** In our run `progressive - full` is -0.049 ± 0.012, every seed negative: a loss beyond the spread. Its validation accuracy even falls during the first three epochs (0.646, 0.625, 0.604) while only the head and the top groups train, and climbs once the body is unfrozen. In its first epoch only the head trains, and the head was not
-# the problem, so the validation accuracy hardly moves; the lower groups, where pruning at 98 % also removed most
-# weights, get one to three epochs at the end of the run, against six for `full`. Progressive unfreezing protects
-# good pretrained features from the large, random gradients of a new head; after compression there is no new head
-# and the features themselves are damaged everywhere, so full fine-tuning at a small rate is the better default.
-# It stays useful when the compressed model also gets a new head (a new task), with very little fine-tuning data
-# (fewer trainable parameters, less overfitting), or when only the upper layers were compressed.
+# **Model answer.** In our run `progressive - full` is -0.038 ± 0.032, negative for every seed (-0.025, -0.015,
+# -0.075): a loss whose mean is a little larger than its spread, clear in sign, imprecise in size with three seeds.
+# The first seed's validation accuracy stays at 0.575 for two epochs while only the head and `layer4` train, and
+# climbs once the body is unfrozen. The table of section 6: `layer4` lost 99.9-100 % of its weights, `layer3`
+# 98-99 %, `layer2` about 90 %, `layer1` about 72 %, the stem about half: the damage is everywhere, and progressive
+# unfreezing trains `layer4` for 5 epochs, `layer3` for 4, `layer2` for 3, `layer1` for 2 and the stem for 1,
+# against 6 epochs for every group in `full`. Progressive unfreezing protects good pretrained features from the
+# large, random gradients of a new head; after compression there is no new head and the features themselves are
+# damaged, so full fine-tuning at a small rate is the better default. It stays useful when the compressed model
+# also gets a new head (a new task), with very little fine-tuning data (fewer trainable parameters, less
+# overfitting), or when only the upper layers were compressed.
 # ### END SOLUTION
 #
 
@@ -890,14 +925,15 @@ plots.plot_history({name: results[name]["history"] for name in ("full", "cosine"
 # **Model answer.** `mode="max"` because the monitored metric is an accuracy; `patience=1` because one epoch without
 # improvement is often noise; `factor=0.5`. A drop needs `patience + 1` = 2 epochs without improvement, so two
 # drops need at least 4 of the 5 epochs after the first: 6 epochs is the minimum run (with `patience=3`, a value
-# often copied from examples, a drop needs 4 epochs, and a 3-epoch run can never see one). In our run the
-# plateau rate never dropped (the accuracy never stalled for two epochs), so `plateau` was exactly the
-# constant-rate control (+0.000 ± 0.000); cosine (-0.069 ± 0.032) and step (-0.118 ± 0.032) are below `full` for
-# every seed, beyond the spread: at a constant rate the accuracy was still rising at epoch 6, and a decaying rate
-# (step spends two thirds of the run at 10x and 100x smaller rates) cut the recovery short. Cosine and step need the number of epochs in advance (step also its milestones); plateau needs
-# no budget but reacts late and needs a reliable validation metric every epoch. For a short, known recovery
-# budget like this one, the constant rate (`full`; plateau behaved the same) has the best validation mean;
-# a decaying schedule pays off once the run is long enough for the accuracy to level off.
+# often copied from examples, a drop needs 4 epochs, and a 3-epoch run can never see one). In our run the plateau
+# rate never dropped: the first seed's validation accuracy rose every epoch (0.61 to 0.78), so `plateau` was exactly
+# the constant-rate control (+0.000 ± 0.000). Cosine (-0.040 ± 0.018) and step (-0.108 ± 0.028) are below `full`
+# for every seed, beyond the spread: at a constant rate the accuracy was still rising at epoch 6, and a decaying
+# rate (step spends two thirds of the run at 10x and 100x smaller rates) cut the recovery short. Cosine and step
+# need the number of epochs in advance (step also its milestones); plateau needs no budget but reacts late and
+# needs a reliable validation metric every epoch. For a short recovery budget like this one, the constant rate
+# (`full`; plateau behaved the same) has the best validation mean; a decaying schedule pays off once the run is
+# long enough for the accuracy to level off.
 # ### END SOLUTION
 #
 
@@ -927,7 +963,9 @@ assert all(torch.equal(v, baseline_state[k]) for k, v in teacher.state_dict().it
 #
 # Mean best validation accuracy per method, one standard deviation as error bar, each seed as a dot; then each
 # method minus the control `full`, seed by seed. A difference is beyond the noise when it is larger than its
-# spread and has the same sign for every seed; with 3 seeds, a difference within the spread means "no difference
+# spread, has the same sign for every seed, and is more than a couple of validation images (one image is
+# `1 / n_valid` of accuracy, printed in section 6: a difference of one image with no spread means the runs barely
+# diverged, not that one method is better). With 3 seeds, a difference within the spread means "no difference
 # shown", not "no difference".
 
 # %%
@@ -968,11 +1006,12 @@ for name, r in results.items():
 # teacher can label, noisy labels) and its cost: one teacher forward pass per step (no backward), roughly a third
 # more compute, and the teacher's memory.
 #
-# **Model answer.** In our run `distillation - full` is -0.056 ± 0.012, every seed negative: distillation recovered less than
-# plain fine-tuning, beyond the spread. Reasons: (1) with 2 classes and $T=4$ the softened teacher targets are
-# close to uniform and carry little "dark knowledge" beyond the label, while they take half the loss
-# ($\alpha=0.5$); (2) a student with 2 % of the weights cannot imitate the teacher's function, and the teacher is
-# itself wrong on part of the validation split (section 6), so imitation also copies its errors. Distillation helps
+# **Model answer.** In our run `distillation - full` is -0.023 ± 0.020 (-0.02, -0.005, -0.045): negative for every
+# seed but barely beyond its spread, so at best a small loss and no gain shown. Reasons: (1) with 2 classes and
+# $T=4$ the softened teacher targets are close to uniform and carry little "dark knowledge" beyond the label, while
+# they take half the loss ($\alpha=0.5$): the label signal a badly damaged student needs in a short run is halved;
+# (2) a student with 2 % of the weights cannot imitate the teacher's function, and the teacher is itself wrong on
+# about one validation image in ten (0.895 in section 6), so imitation also copies its errors. Distillation helps
 # with many classes (1,000 ImageNet classes: the wrong classes' probabilities say much), a student with enough
 # capacity, longer training, little labelled data or noisy labels, and unlabelled data the teacher can label; a
 # larger $\alpha$ or a lower $T$ would be the first things to try here. The cost is one teacher forward pass per
@@ -1011,16 +1050,17 @@ assert all(torch.equal(v.cpu(), baseline_state[k].cpu()) for k, v in baseline.st
 #
 # ## 14. The chosen recipe, on the test set, once
 #
-# The choice is made on validation: the method with the best mean validation accuracy. Its first-seed model is
-# the final model; `C.make_permanent` folds the masks into a copy's weights for export. Only now, and only for the
+# The choice is made on validation: the simplest method (the first one tried, `full`, is the simplest) whose mean
+# validation accuracy is within two validation images of the best mean. Its first-seed model is the final model; `C.make_permanent` folds the masks into a copy's weights for export. Only now, and only for the
 # final model and the uncompressed baseline, do we read the test set.
 
 # %%
 means = {name: plots.mean_std(r["valid_acc"])[0] for name, r in results.items()}
-chosen = max(means, key=means.get)  # a tie goes to the first, simplest method: full
+best = max(means.values())
+chosen = next(name for name in results if means[name] >= best - 2 / n_valid)  # simplest within 2 images
 final = C.make_permanent(results[chosen]["net"])
-print(f"chosen on validation: {chosen} ({means[chosen]:.3f}); size {C.serialized_size(baseline):,} -> "
-      f"{C.serialized_size(final):,} bytes (zlib)")
+print(f"chosen on validation: {chosen} ({means[chosen]:.3f}, best mean {best:.3f}); "
+      f"size {C.serialized_size(baseline):,} -> {C.serialized_size(final):,} bytes (zlib)")
 test_acc = {"baseline": training.evaluate(baseline, test_iter)[1], chosen: training.evaluate(final, test_iter)[1]}
 print("test accuracy:", {k: round(v, 3) for k, v in test_acc.items()})
 
