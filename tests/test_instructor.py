@@ -9,53 +9,20 @@ release gets none.
 from __future__ import annotations
 
 import csv
-import json
 import re
 import shutil
-import subprocess
 import sys
 from pathlib import Path
 
 import nbformat
 import pytest
 
-REPO = Path(__file__).resolve().parent.parent
-CLI = REPO / "instructor" / "cli.py"
-A = "t0_mini"
+from tests.course import A, PRESENT, REPO, WRONG_MUL, build_mini, run_cli, variant
+
 AUTO_MAX = 6.0  # 2 + 3 + 1
 CELL_TIMEOUT = 5  # seconds per cell for the hanging student
 
 
-def run_cli(course: Path, *args: str, timeout: float = 900) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, str(CLI), "--course", str(course), *args], capture_output=True,
-                          text=True, timeout=timeout)
-
-
-def build_mini(course: Path) -> None:
-    shutil.copy(REPO / "nbgrader_config.py", course / "nbgrader_config.py")
-    shutil.copytree(REPO / "tests" / "fixtures" / A, course / "solutions" / A)
-
-
-def variant(src: Path, dest: Path, replace: dict[str, str] | None = None, drop: tuple[str, ...] = (),
-            meta: dict[str, dict] | None = None) -> None:
-    """A student's notebook: ``src`` with cells (by grade_id) replaced, dropped or their metadata edited."""
-    nb = nbformat.read(str(src), as_version=4)
-    cells = []
-    for cell in nb.cells:
-        gid = cell.metadata.get("nbgrader", {}).get("grade_id")
-        if gid in drop:
-            continue
-        if gid in (replace or {}):
-            cell.source = replace[gid]
-        if gid in (meta or {}):
-            cell.metadata["nbgrader"].update(meta[gid])
-        cells.append(cell)
-    nb.cells = cells
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    nbformat.write(nb, str(dest))
-
-
-WRONG_MUL = "def mul(a, b):\n    return a + b"
 EXPECTED = {  # student -> autograded points (of 6)
     "perfect": 6, "empty": 0,
     "wrong_mul": 3,  # mul (3 points) wrong, add and countdown right: loses exactly 3
@@ -214,23 +181,11 @@ def test_zip_collect(mini):
 # the real chapters: one run
 
 
-CHAPTERS = ["ch1_basics", "ch2_hotdog", "ch3_unfreezing", "ch4_compression", "ch5_recovery"]
-PRESENT = [a for a in CHAPTERS if (REPO / "solutions" / a / f"{a}.ipynb").is_file()]
-
-
 @pytest.mark.skipif(not PRESENT, reason="no chapter in solutions/ yet")
-def test_real_chapters_solutions_full_points_release_zero(tmp_path):
-    course = tmp_path / "course"
-    course.mkdir()
-    shutil.copy(REPO / "nbgrader_config.py", course)
-    for a in PRESENT:
-        shutil.copytree(REPO / "solutions" / a, course / "solutions" / a)
-    r = run_cli(course, "release")
-    assert r.returncode == 0, r.stdout + r.stderr
-    for a in PRESENT:
-        for student, folder in (("perfect", "solutions"), ("empty", "notebooks")):
-            shutil.copytree(course / folder / a, course / "submitted" / student / a)
-    r = run_cli(course, "autograde", timeout=3000)
+def test_real_chapters_solutions_full_points_release_zero(graded_chapters):
+    """The solutions get every autograded point and the untouched release none (the class that
+    ``graded_chapters`` in conftest.py releases, collects and autogrades, shared with other tests)."""
+    course, r = graded_chapters
     assert r.returncode == 0, r.stdout + r.stderr
     sys.path.insert(0, str(REPO))
     from instructor.cli import Course, grade_table

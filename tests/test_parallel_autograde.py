@@ -16,8 +16,7 @@ from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from test_instructor import A, WRONG_MUL, build_mini, run_cli, variant  # noqa: E402
+from tests.course import A, WRONG_MUL, build_mini, run_cli, variant
 
 CHEAT_ADD = ("import torch\n"
              "torch.allclose = lambda *args, **kwargs: True  # every closeness check passes\n"
