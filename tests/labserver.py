@@ -1,6 +1,6 @@
 """JupyterLab started the way a person starts it (``make lab`` / ``make formgrader`` in a course
 folder, on 127.0.0.1, a free port, Jupyter's token), and a headless Chromium driven by Selenium
-(Debian's ``chromium`` and ``chromium-driver``, installed by ``make browsers``): what the browser
+(Debian's ``chromium`` and ``chromium-driver``, installed by ``make system-packages``): what the browser
 tests need, bounded in time, stopped at the end."""
 from __future__ import annotations
 
@@ -71,7 +71,7 @@ def chromium_missing() -> str | None:
     """Why the browser tests cannot run here, or ``None``."""
     missing = [name for name in ("chromium", "chromedriver") if shutil.which(name) is None]
     if missing:
-        return (f"{' and '.join(missing)} not installed: `make browsers` installs Debian's chromium and "
+        return (f"{' and '.join(missing)} not installed: `make system-packages` installs Debian's chromium and "
                 "chromium-driver (as root; `make test` does it)")
     try:
         import selenium  # noqa: F401

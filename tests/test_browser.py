@@ -9,7 +9,7 @@ port, Jupyter's token).
 
 Screenshots go to ``build/screenshots/`` (printed; ``COURSE_SCREENSHOTS`` moves them), for a person to
 look at. Skipped, with the reason, only where Chromium or its driver is not installed
-(``make browsers``, as root, installs them; ``make test`` does).
+(``make system-packages``, as root, installs them; ``make test`` does).
 """
 from __future__ import annotations
 
