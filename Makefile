@@ -80,9 +80,9 @@ test: setup system-packages
 	$(PYTEST) --durations=25 tests solutions --nbval-lax
 	$(MAKE) --no-print-directory test-avx2
 
-# The edit loop: unit tests only (no kernel, no nbgrader, no browser), in under two minutes.
+# The edit loop: unit tests only (no kernel, no nbgrader, no browser, no long training), under two minutes.
 test-quick: setup
-	$(PYTEST) --durations=10 -m "not ($(SLOW_MARKS))" tests
+	$(PYTEST) --durations=10 -m "not ($(SLOW_MARKS) or slow)" tests
 
 # The browser tests alone (JupyterLab in headless Chromium; screenshots in build/screenshots/).
 test-browser: setup system-packages

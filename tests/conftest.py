@@ -30,9 +30,22 @@ MARKS_BY_FILE = {
 }
 
 
+# Unit tests that train for long enough to dominate `make test-quick` (measured with --durations:
+# these five were 69 % of its time); `slow` here, still run by `make test` and the AVX2 leg.
+SLOW_TESTS = {
+    "test_training.py::test_restore_best_returns_the_best_epoch_not_the_last",
+    "test_training.py::test_cpu_convolutions_never_see_nhwc_whatever_channels_last_or_the_loader_says",
+    "test_training.py::test_training_learns_and_history_is_complete",
+    "test_training.py::test_schedulers_keep_discriminative_ratios_and_plateau_steps_on_accuracy",
+    "test_compression.py::test_compression_never_moves_the_callers_model",
+}
+
+
 def pytest_collection_modifyitems(config, items):
     for item in items:
         path = Path(str(item.fspath))
+        if f"{path.name}::{item.originalname}" in SLOW_TESTS:
+            item.add_marker(pytest.mark.slow)
         if path.suffix == ".ipynb":  # nbval: a notebook executed in a kernel
             item.add_marker(pytest.mark.kernel)
             item.add_marker(pytest.mark.nbval)
