@@ -7,9 +7,9 @@ BIN := $(abspath $(VENV))/bin
 export PATH := $(BIN):$(PATH)
 STAMP := $(VENV)/.installed
 
-.PHONY: setup lab test test-avx2 test-fast bench bench-full clean-data help sync check-notebooks
+.PHONY: setup lab formgrader system-packages test test-quick test-browser test-avx2 test-fast bench bench-full clean-data help sync check-notebooks
 help:
-	@echo "make lab | make test | make bench | make release | make demo (see README)"
+	@echo "make lab | make test | make test-quick | make bench | make release | make formgrader | make demo (see README)"
 
 $(STAMP): requirements.txt pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -24,8 +24,11 @@ setup: $(STAMP)
 # JupyterLab on the student notebooks, for root too (containers, cloud VMs: Jupyter refuses root
 # without --allow-root) and without a browser (SSH, headless: it says so, and Jupyter prints the URL
 # to open). LAB_ARGS passes more options, e.g. `make lab LAB_ARGS="--port=8890"`.
+# `make formgrader` is the instructor's JupyterLab: on the course folder (nbgrader's formgrader needs
+# the course root, where nbgrader_config.py is, inside the server's root), Nbgrader menu > Formgrader
+# to grade the written answers (README, step 5).
 LAB_ARGS ?=
-lab: setup
+define run_lab
 	@flags="$(LAB_ARGS)"; \
 	if [ "$$(id -u)" = 0 ]; then flags="--allow-root $$flags"; fi; \
 	if ! $(BIN)/python -c "import webbrowser; webbrowser.get()" >/dev/null 2>&1; then \
@@ -33,19 +36,66 @@ lab: setup
 	  echo "[course] No web browser found here: open the http://... URL printed below in a browser"; \
 	  echo "[course] (on a remote machine, tunnel first: ssh -L 8888:localhost:8888 you@host)."; \
 	fi; \
-	exec $(BIN)/jupyter lab $$flags notebooks/
+	exec $(BIN)/jupyter lab $$flags $(1)
+endef
+
+lab: setup
+	$(call run_lab,notebooks/)
+
+formgrader: setup
+	@echo "[course] Formgrader: in JupyterLab, menu Nbgrader > Formgrader (or the URL's /formgrader page)."
+	$(call run_lab,.)
+
+# System packages some tests use (Debian): Chromium and its driver (tests/test_browser.py, through
+# Selenium; no browser download), PostgreSQL (tests/test_postgres.py). Installed here when missing,
+# as root (CI, containers); elsewhere `sudo make system-packages`. Where they cannot be installed the
+# tests that need them are skipped and say why.
+SYSTEM_PACKAGES := chromium chromium-driver postgresql
+system-packages:
+	@missing=""; \
+	if command -v dpkg-query >/dev/null 2>&1; then \
+	  for p in $(SYSTEM_PACKAGES); do \
+	    dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "ok installed" || missing="$$missing $$p"; \
+	  done; \
+	fi; \
+	if [ -z "$$missing" ]; then exit 0; fi; \
+	if ! command -v apt-get >/dev/null 2>&1 || [ "$$(id -u)" != 0 ]; then \
+	  echo "[course] WARNING:$$missing not installed (needs root and apt-get: sudo make system-packages);"; \
+	  echo "[course] the browser / PostgreSQL tests will be skipped"; exit 0; \
+	fi; \
+	echo "[course] installing$$missing (apt-get)"; \
+	export DEBIAN_FRONTEND=noninteractive; \
+	apt-get install -y -q --no-install-recommends $$missing >/dev/null 2>&1 || \
+	  { apt-get update -q >/dev/null && apt-get install -y -q --no-install-recommends $$missing >/dev/null; } || \
+	  echo "[course] WARNING: apt-get install$$missing failed: the tests that need them will be skipped"
+
+PYTEST := COURSE_PROFILE=fast MPLBACKEND=Agg $(BIN)/python -m pytest -p no:cacheprovider -q
+# Tests that start a kernel, nbgrader, a browser or a full-profile notebook are marked (tests/conftest.py).
+SLOW_MARKS := kernel or nbgrader or browser or full_profile or nbval
 
 # Unit and end-to-end tests, then every solution notebook re-executed by nbval (fast profile).
-# Then test-avx2: the training/grading-related tests and the solutions once more on oneDNN's AVX2
+# Then test-avx2: the training/ISA-sensitive tests and the compression chapters on oneDNN's AVX2
 # kernels (what an AVX2-only CPU such as an AMD EPYC runs), one thread, so memory corruption aborts.
-test: setup
-	COURSE_PROFILE=fast MPLBACKEND=Agg $(BIN)/python -m pytest -p no:cacheprovider -q --durations=25 tests solutions --nbval-lax
+test: setup system-packages
+	$(PYTEST) --durations=25 tests solutions --nbval-lax
 	$(MAKE) --no-print-directory test-avx2
 
+# The edit loop: unit tests only (no kernel, no nbgrader, no browser, no long training), under two minutes.
+test-quick: setup
+	$(PYTEST) --durations=10 -m "not ($(SLOW_MARKS) or slow)" tests
+
+# The browser tests alone (JupyterLab in headless Chromium; screenshots in build/screenshots/).
+test-browser: setup system-packages
+	$(PYTEST) -s -m browser tests
+
+# ch1-ch3 train through the same NCHW convolution kernels as test_isa/test_training (run here); ch4
+# and ch5 add int8 quantization, QAT, pruning masks and distillation: they run once more, graded
+# with one seed (COURSE_GRADING=1: the same kernels, a third of the time). The main leg runs them all.
 AVX2_TESTS := tests/test_isa.py tests/test_training.py tests/test_compression.py tests/test_fastpath.py
+AVX2_NOTEBOOKS := solutions/ch4_compression solutions/ch5_recovery
 test-avx2: setup
-	ONEDNN_MAX_CPU_ISA=AVX2 OMP_NUM_THREADS=1 COURSE_PROFILE=fast MPLBACKEND=Agg \
-	  $(BIN)/python -m pytest -p no:cacheprovider -q --durations=10 $(AVX2_TESTS) solutions --nbval-lax
+	ONEDNN_MAX_CPU_ISA=AVX2 OMP_NUM_THREADS=1 COURSE_GRADING=1 \
+	  $(PYTEST) --durations=10 $(AVX2_TESTS) $(AVX2_NOTEBOOKS) --nbval-lax
 
 bench: setup
 	$(BIN)/python benchmarks/bench_training.py

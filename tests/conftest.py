@@ -35,7 +35,7 @@ def term_demo(tmp_path_factory):
     (instructor/demo.py: due dates, an on-time, a late, a resubmitted and an extended student,
     ``--jobs 1 --students``, written answers graded for two students, feedback, export, analytics).
     Returns (demo course folder, the demo's output, the source course folder)."""
-    from minicourse import build_mini, run_cli
+    from tests.course import build_mini, run_cli
 
     src = tmp_path_factory.mktemp("term_src")
     build_mini(src)
@@ -43,3 +43,95 @@ def term_demo(tmp_path_factory):
     r = run_cli(src, "demo", "--workdir", str(work), timeout=1800)
     assert r.returncode == 0, r.stdout[-5000:] + r.stderr[-5000:]
     return work, r.stdout, src
+
+
+# ---------------------------------------------------------------------------------------------
+# Markers by what a test runs (pyproject.toml lists them; `make test-quick` deselects them all):
+# kernel (starts Jupyter kernels or notebook processes), nbgrader (the nbgrader command line),
+# browser (JupyterLab in headless Chromium), full_profile. Marked here per file so that a new
+# test in these files is marked too; mark a new file's tests with `pytestmark = pytest.mark.kernel`.
+
+import shutil  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import pytest  # noqa: E402
+
+MARKS_BY_FILE = {
+    "test_instructor.py": ("nbgrader", "kernel"),
+    "test_parallel_autograde.py": ("nbgrader", "kernel"),
+    "test_postgres.py": ("nbgrader", "kernel"),
+    "test_feedback.py": ("nbgrader", "kernel"),
+    "test_release.py": ("nbgrader",),
+    "test_browser.py": ("browser", "nbgrader", "kernel"),
+    "test_lab.py": ("kernel",),
+    "test_full_profile.py": ("kernel",),
+    "test_isa.py": ("kernel",),
+    "test_lesson.py": ("kernel",),
+    "test_benchmarks.py": ("kernel",),
+    "test_term.py": ("nbgrader", "kernel"),
+    "test_sandbox.py": ("nbgrader", "kernel"),
+    "test_sandbox_honest.py": ("nbgrader", "kernel"),
+}
+
+
+# Unit tests that train for long enough to dominate `make test-quick` (measured with --durations:
+# these five were 69 % of its time); `slow` here, still run by `make test` and the AVX2 leg.
+SLOW_TESTS = {
+    "test_training.py::test_restore_best_returns_the_best_epoch_not_the_last",
+    "test_training.py::test_cpu_convolutions_never_see_nhwc_whatever_channels_last_or_the_loader_says",
+    "test_training.py::test_training_learns_and_history_is_complete",
+    "test_training.py::test_schedulers_keep_discriminative_ratios_and_plateau_steps_on_accuracy",
+    "test_compression.py::test_compression_never_moves_the_callers_model",
+}
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        path = Path(str(item.fspath))
+        if f"{path.name}::{item.originalname}" in SLOW_TESTS:
+            item.add_marker(pytest.mark.slow)
+        if path.suffix == ".ipynb":  # nbval: a notebook executed in a kernel
+            item.add_marker(pytest.mark.kernel)
+            item.add_marker(pytest.mark.nbval)
+            continue
+        marks = MARKS_BY_FILE.get(path.name, ())
+        if path.name.startswith("test_wrong_answers_") or path.name.startswith("test_right_answers_"):
+            marks = ("kernel",)  # they run a chapter's cells in a kernel (tests/nbrun.py)
+        for name in marks:
+            item.add_marker(getattr(pytest.mark, name))
+
+
+# ---------------------------------------------------------------------------------------------
+# One released course and one autograded class, shared by every test that needs them (session
+# scope): nbgrader's generate_assignment and autograde run once per test session, not per file.
+# Tests copy them (shutil.copytree) before changing anything.
+
+
+@pytest.fixture(scope="session")
+def released_course(tmp_path_factory) -> Path:
+    """A copy of the course (nbgrader_config.py, solutions/) with every chapter released by the
+    instructor CLI (``nbgrader generate_assignment``) into its notebooks/. Do not modify: copy it."""
+    from tests.course import ASSIGNMENTS, REPO, run_cli
+
+    course = tmp_path_factory.mktemp("released_course")
+    shutil.copy(REPO / "nbgrader_config.py", course)
+    shutil.copy(REPO / "Makefile", course)  # `make formgrader` there (tests/test_browser.py)
+    shutil.copytree(REPO / "solutions", course / "solutions")
+    r = run_cli(course, "release", *ASSIGNMENTS)
+    assert r.returncode == 0, r.stdout + r.stderr
+    return course
+
+
+@pytest.fixture(scope="session")
+def graded_chapters(released_course, tmp_path_factory):
+    """The released course with two students collected and autograded on every chapter: ``perfect``
+    (the solutions) and ``empty`` (the untouched release). Returns the course folder and the
+    autograde run (``subprocess.CompletedProcess``). Do not modify: copy it."""
+    from tests.course import PRESENT, run_cli
+
+    course = tmp_path_factory.mktemp("graded_chapters") / "course"
+    shutil.copytree(released_course, course)
+    for a in PRESENT:
+        for student, folder in (("perfect", "solutions"), ("empty", "notebooks")):
+            shutil.copytree(course / folder / a, course / "submitted" / student / a)
+    return course, run_cli(course, "autograde", timeout=3000)

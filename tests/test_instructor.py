@@ -18,7 +18,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from minicourse import A, REPO, WRONG_MUL, build_mini, run_cli, variant  # noqa: F401 (test_postgres uses them)
+from tests.course import A, PRESENT, REPO, WRONG_MUL, build_mini, run_cli, variant  # noqa: F401
 
 AUTO_MAX = 6.0  # 2 + 3 + 1
 CELL_TIMEOUT = 5  # seconds per cell for the hanging student
@@ -192,23 +192,11 @@ def test_zip_collect(mini):
 # the real chapters: one run
 
 
-CHAPTERS = ["ch1_basics", "ch2_hotdog", "ch3_unfreezing", "ch4_compression", "ch5_recovery"]
-PRESENT = [a for a in CHAPTERS if (REPO / "solutions" / a / f"{a}.ipynb").is_file()]
-
-
 @pytest.mark.skipif(not PRESENT, reason="no chapter in solutions/ yet")
-def test_real_chapters_solutions_full_points_release_zero(tmp_path):
-    course = tmp_path / "course"
-    course.mkdir()
-    shutil.copy(REPO / "nbgrader_config.py", course)
-    for a in PRESENT:
-        shutil.copytree(REPO / "solutions" / a, course / "solutions" / a)
-    r = run_cli(course, "release")
-    assert r.returncode == 0, r.stdout + r.stderr
-    for a in PRESENT:
-        for student, folder in (("perfect", "solutions"), ("empty", "notebooks")):
-            shutil.copytree(course / folder / a, course / "submitted" / student / a)
-    r = run_cli(course, "autograde", timeout=3000)
+def test_real_chapters_solutions_full_points_release_zero(graded_chapters):
+    """The solutions get every autograded point and the untouched release none (the class that
+    ``graded_chapters`` in conftest.py releases, collects and autogrades, shared with other tests)."""
+    course, r = graded_chapters
     assert r.returncode == 0, r.stdout + r.stderr
     from instructor.course import Course
     from instructor.report import grade_table

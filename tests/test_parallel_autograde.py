@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from minicourse import A, WRONG_MUL, build_mini, run_cli, variant
+from tests.course import A, WRONG_MUL, build_mini, run_cli, variant
 
 CHEAT_ADD = ("import torch\n"
              "torch.allclose = lambda *args, **kwargs: True  # every closeness check passes\n"

@@ -7,9 +7,6 @@ released notebook contains solution code or hidden tests. Fix: ``make release`` 
 from __future__ import annotations
 
 import json
-import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -39,15 +36,10 @@ def normalise(path: Path) -> dict:
 
 
 @pytest.fixture(scope="module")
-def fresh_release(tmp_path_factory):
-    """``nbgrader generate_assignment --force`` of every assignment into a temporary course copy."""
-    course = tmp_path_factory.mktemp("release_course")
-    shutil.copy(REPO / "nbgrader_config.py", course)
-    shutil.copytree(REPO / "solutions", course / "solutions")
-    r = subprocess.run([sys.executable, str(REPO / "instructor" / "cli.py"), "--course", str(course),
-                        "release", *ASSIGNMENTS], capture_output=True, text=True, timeout=900)
-    assert r.returncode == 0, r.stdout + r.stderr
-    return course / "notebooks"
+def fresh_release(released_course):
+    """``nbgrader generate_assignment --force`` of every assignment into a temporary course copy
+    (``released_course`` in conftest.py, shared with the other nbgrader tests)."""
+    return released_course / "notebooks"
 
 
 @pytest.mark.skipif(not ASSIGNMENTS, reason="no assignment in solutions/ yet")

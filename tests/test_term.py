@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from minicourse import A, REPO, build_mini, source_points
+from tests.course import A, REPO, build_mini, source_points
 
 from instructor.course import Course
 

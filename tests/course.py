@@ -1,6 +1,6 @@
-"""The tiny ``t0_mini`` course shared by the instructor tests: three autograded exercises worth
-2 + 3 + 1 points and a written answer worth 2 (``tests/fixtures/t0_mini``), built in a folder and
-driven through the real CLI (``instructor/cli.py``) with the real nbgrader."""
+"""What the nbgrader tests share (imported by them and by ``conftest.py``'s session fixtures): the
+instructor CLI run on a temporary copy of the course, the tiny ``t0_mini`` assignment and students'
+notebooks made from a source notebook."""
 from __future__ import annotations
 
 import shutil
@@ -12,8 +12,12 @@ import nbformat
 
 REPO = Path(__file__).resolve().parent.parent
 CLI = REPO / "instructor" / "cli.py"
-A = "t0_mini"
+A = "t0_mini"  # three autograded exercises worth 2 + 3 + 1 points and a written answer worth 2
 WRONG_MUL = "def mul(a, b):\n    return a + b"
+CHAPTERS = ["ch1_basics", "ch2_hotdog", "ch3_unfreezing", "ch4_compression", "ch5_recovery"]
+PRESENT = [a for a in CHAPTERS if (REPO / "solutions" / a / f"{a}.ipynb").is_file()]
+# every assignment in solutions/ (what `make release` releases)
+ASSIGNMENTS = sorted(p.parent.name for p in (REPO / "solutions").glob("*/*.ipynb") if p.stem == p.parent.name)
 
 
 def run_cli(course: Path, *args: str, timeout: float = 900, env: dict | None = None) -> subprocess.CompletedProcess:
