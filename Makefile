@@ -7,7 +7,7 @@ BIN := $(abspath $(VENV))/bin
 export PATH := $(BIN):$(PATH)
 STAMP := $(VENV)/.installed
 
-.PHONY: setup lab test test-avx2 test-fast bench bench-full clean-data help sync check-notebooks
+.PHONY: setup sandbox-deps lab test test-avx2 test-fast bench bench-full clean-data help sync check-notebooks
 help:
 	@echo "make lab | make test | make bench | make release | make demo (see README)"
 
@@ -38,9 +38,16 @@ lab: setup
 # Unit and end-to-end tests, then every solution notebook re-executed by nbval (fast profile).
 # Then test-avx2: the training/grading-related tests and the solutions once more on oneDNN's AVX2
 # kernels (what an AVX2-only CPU such as an AMD EPYC runs), one thread, so memory corruption aborts.
-test: setup
+test: setup sandbox-deps
 	COURSE_PROFILE=fast MPLBACKEND=Agg $(BIN)/python -m pytest -p no:cacheprovider -q --durations=25 tests solutions --nbval-lax
 	$(MAKE) --no-print-directory test-avx2
+
+# Autograding runs every student kernel in bubblewrap (instructor/sandbox.py; README, Security): the
+# tests grade hostile submissions with it. Installed here when missing (root and apt-get, e.g. CI).
+sandbox-deps:
+	@command -v bwrap >/dev/null 2>&1 || { if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	  apt-get install -y -qq bubblewrap >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq bubblewrap; }; \
+	  else echo "[course] bubblewrap is missing: autograde refuses to grade (sudo apt-get install bubblewrap)"; fi; }
 
 AVX2_TESTS := tests/test_isa.py tests/test_training.py tests/test_compression.py tests/test_fastpath.py
 test-avx2: setup

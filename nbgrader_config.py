@@ -74,3 +74,12 @@ except ImportError:  # nbgrader run by hand in the repository: the instructor pa
                                    "feedback that would show the hidden tests")
 
 c.GenerateFeedback.preprocessors = [GetGrades, HideHiddenTests, CSSHTMLHeaderPreprocessor]
+
+# Autograding sandbox (issue 19, instructor/sandbox.py): `make autograde` sets COURSE_AUTOGRADE_SANDBOX
+# for the nbgrader processes it starts; every student kernel then runs inside bubblewrap (no
+# network, read-only course environment, writable: that student's autograded folder only), with
+# resource limits. Other nbgrader commands (validate, the students' Validate button) are unchanged.
+if os.environ.get("COURSE_AUTOGRADE_SANDBOX") == "bwrap":
+    from instructor.sandbox import enable as _enable_sandbox  # instructor/ is importable: see above
+
+    _enable_sandbox(c)

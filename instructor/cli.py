@@ -295,7 +295,8 @@ def default_jobs() -> int:
 
 def cmd_autograde(course: Course, assignments: list[str] | None = None, student: str | None = None,
                   force: bool = False, timeout: int | None = None, batch_timeout: float | None = None,
-                  jobs: int | None = None, students_list: list[str] | None = None) -> int:
+                  jobs: int | None = None, students_list: list[str] | None = None,
+                  sandbox: str | None = None) -> int:
     """``nbgrader autograde`` over submitted/: all students (or one, or a list), all assignments (or some).
 
     ``jobs`` > 1 (default: the number of cores) grades that many students at once, each in its own
@@ -307,6 +308,13 @@ def cmd_autograde(course: Course, assignments: list[str] | None = None, student:
     jobs = default_jobs() if jobs is None else jobs
     if jobs < 1:
         raise SystemExit(f"--jobs must be at least 1 (got {jobs})")
+    # -- sandbox (issue 19): each student kernel in bubblewrap unless SANDBOX=0 (instructor/sandbox.py) --
+    from instructor import sandbox as _sandbox
+
+    if _sandbox.activate(sandbox) is None:  # bubblewrap missing or unusable: printed how to install it
+        course.problems.append("autograde refused: no sandbox (SANDBOX=0 grades without one)")
+        return 2
+    # -----------------------------------------------------------------------------------------------
     wanted = assignments or course.assignments()
     students = sorted(p.name for p in course.submitted.glob("*") if p.is_dir()) if course.submitted.is_dir() else []
     if student:
@@ -395,6 +403,8 @@ def cmd_autograde(course: Course, assignments: list[str] | None = None, student:
     for s, a in pairs:
         if _graded(course, s, a, started - 1):
             print(f"graded {s}/{a}")
+    for line in _sandbox.limit_events():  # issue 19: a kernel hit a sandbox limit
+        course.problem(line)
     audit(course, pairs)
     print(f"autograde: {len(pairs)} submission(s) in {time.time() - started:.1f} s, "
           f"{len(course.problems)} problem(s)")
@@ -690,6 +700,8 @@ def main(argv: list[str] | None = None) -> int:
                    help="students graded at once, each in its own nbgrader process (default: the number of cores)")
     s.add_argument("--students", help="grade only these students: a comma-separated list, or @FILE with one id "
                                       "a line (split a class across grading machines)")
+    s.add_argument("--sandbox", metavar="0|1", help="1 (default): each student kernel in bubblewrap; "
+                                                  "0: no sandbox (student code runs with your rights); env SANDBOX")
     s = sub.add_parser("feedback", help="nbgrader generate_feedback (HTML), --release: release_feedback")
     s.add_argument("assignments", nargs="*")
     s.add_argument("--student")
@@ -709,7 +721,7 @@ def main(argv: list[str] | None = None) -> int:
         return cmd_collect(course, args.source.resolve(), args.zip, args.force)
     if args.cmd == "autograde":
         return cmd_autograde(course, args.assignments, args.student, args.force, args.timeout, args.batch_timeout,
-                             args.jobs, parse_students(args.students))
+                             args.jobs, parse_students(args.students), args.sandbox)
     if args.cmd == "feedback":
         return cmd_feedback(course, args.assignments, args.student, args.release, args.full)
     if args.cmd == "export":
