@@ -119,7 +119,7 @@ def activate(mode: str | None = None) -> str | None:
           f"read-only system/.venv/helpers, writable: its own autograded folder only; limits: "
           f"{SandboxProvisioner.memory_limit.default_value >> 30} GiB address space, no new processes, "
           f"files <= {SandboxProvisioner.file_size_limit.default_value >> 20} MiB, output <= "
-          f"{LimitedExecute.output_limit.default_value >> 20} MiB per notebook)", flush=True)
+          f"{SandboxProvisioner.output_limit.default_value >> 20} MiB printed)", flush=True)
     return "bwrap"
 
 
@@ -130,15 +130,18 @@ def limit_events() -> list[str]:
         return []
     lines: list[str] = []
     with open(path, encoding="utf-8") as f:
-        for raw in f:
-            try:
-                e = json.loads(raw)
-            except json.JSONDecodeError:
-                continue
-            line = f"{e['student']}/{e['assignment']}/{e['notebook']}.ipynb hit the sandbox's {e['limit']} limit " \
-                   f"({e['detail']}); the rest of the notebook was graded"
-            if line not in lines:
-                lines.append(line)
+        raw_lines = f.readlines()
+    os.unlink(path)
+    os.environ.pop(ENV_EVENTS, None)
+    for raw in raw_lines:
+        try:
+            e = json.loads(raw)
+        except json.JSONDecodeError:
+            continue
+        line = f"{e['student']}/{e['assignment']}/{e['notebook']}.ipynb hit the sandbox's {e['limit']} limit " \
+               f"({e['detail']}); the rest of the notebook was graded"
+        if line not in lines:
+            lines.append(line)
     return lines
 
 
@@ -208,6 +211,7 @@ def _read_only_paths() -> list[tuple[Path, Path]]:
     return out
 
 
+KERNEL_MODULE_DIR = "/opt/course-sandbox"  # inside the sandbox: instructor/sandbox_kernel.py, and nothing else
 ENV_KEEP = re.compile(r"^(COURSE_[A-Z_]+|OMP_NUM_THREADS|MKL_NUM_THREADS|ONEDNN_[A-Z_]+|DNNL_[A-Z_]+|MPLBACKEND|"
                       r"LANG|LANGUAGE|LC_[A-Z]+|TZ|PYTHONHASHSEED|PYTHONWARNINGS|PYTHONDONTWRITEBYTECODE)$")
 
@@ -295,6 +299,7 @@ class SandboxProvisioner(LocalProvisioner):
     file_size_limit = Integer(256 << 20, config=True, help="largest file a kernel may write, bytes (RLIMIT_FSIZE)")
     open_files_limit = Integer(1024, config=True, help="open files per kernel (RLIMIT_NOFILE)")
     tmp_size = Integer(512 << 20, config=True, help="size of the kernel's private /tmp (tmpfs), bytes")
+    output_limit = Integer(8 << 20, config=True, help="characters a kernel may print (stdout and stderr together)")
 
     _sock_dir: str | None = None
     _seccomp_fd: int | None = None
@@ -314,8 +319,14 @@ class SandboxProvisioner(LocalProvisioner):
         kwargs = await super().pre_launch(**kwargs)
         paths = _read_only_paths()
         helpers = next((named for real, named in paths if named.name == "helpers"), None)
-        kwargs["env"] = kernel_env(kwargs.get("env") or dict(os.environ), helpers.parent if helpers else None)
-        kwargs["cmd"] = self._bwrap_cmd(bwrap, kwargs["cmd"], cwd, paths, kwargs["env"])
+        env = kernel_env(kwargs.get("env") or dict(os.environ), helpers.parent if helpers else None)
+        env["PYTHONPATH"] = os.pathsep.join(p for p in (env.get("PYTHONPATH"), KERNEL_MODULE_DIR) if p)
+        env["COURSE_SANDBOX_OUTPUT"] = str(self.output_limit)
+        kwargs["env"] = env
+        cmd = list(kwargs["cmd"])
+        if any("ipykernel" in part for part in cmd):  # ipykernel's stdout/stderr with a cap
+            cmd.append("--IPKernelApp.outstream_class=course_sandbox_kernel.CappedOutStream")
+        kwargs["cmd"] = self._bwrap_cmd(bwrap, cmd, cwd, paths, env)
         kwargs["cwd"] = str(cwd)
         return kwargs
 
@@ -337,21 +348,34 @@ class SandboxProvisioner(LocalProvisioner):
             args += ["--ro-bind-try", f"/etc/{f}", f"/etc/{f}"]
         args += ["--proc", "/proc", "--dev", "/dev", "--size", str(self.tmp_size), "--tmpfs", "/tmp",
                  "--dir", "/tmp/home", "--ro-bind-try", "/sys/devices/system/cpu", "/sys/devices/system/cpu"]
+        binds: list[str] = []
         for real, named in paths:
-            args += ["--ro-bind", str(real), str(real)]
+            binds += ["--ro-bind", str(real), str(real)]
             if named != real:
-                args += ["--ro-bind", str(real), str(named)]
+                binds += ["--ro-bind", str(real), str(named)]
+        binds += ["--ro-bind", str(Path(__file__).with_name("sandbox_kernel.py")),
+                  f"{KERNEL_MODULE_DIR}/course_sandbox_kernel.py"]
         fonts = sorted(_mpl_cache().glob("fontlist-*.json"))
         if fonts:  # matplotlib's font cache, so that each kernel does not rebuild (and announce) it
-            args += ["--ro-bind", str(fonts[-1]), f"/tmp/home/.cache/matplotlib/{fonts[-1].name}"]
+            binds += ["--ro-bind", str(fonts[-1]), f"/tmp/home/.cache/matplotlib/{fonts[-1].name}"]
         data = data_root()
         if data.is_dir():  # generated data sets, read-only; the rest of the folder is a private tmpfs
-            args += ["--tmpfs", str(data)]
+            binds += ["--tmpfs", str(data)]
             for d in sorted(data.iterdir()):
                 if d.is_dir() and not d.name.startswith("."):
-                    args += ["--ro-bind", str(d), str(d)]
-        args += ["--bind", self._sock_dir, self._sock_dir, "--bind", str(cwd), str(cwd), "--chdir", str(cwd),
-                 "--remount-ro", "/"]  # the sandbox's own root (a tmpfs holding the mount points): read-only
+                    binds += ["--ro-bind", str(d), str(d)]
+        binds += ["--bind", self._sock_dir, self._sock_dir, "--bind", str(cwd), str(cwd), "--chdir", str(cwd)]
+        # Mount points deeper under /tmp (a course in /tmp/...) would sit in the kernel's writable /tmp:
+        # their top folder gets a tmpfs of its own, read-only once the mounts are made, like the root.
+        dests, i = [], 0
+        while i < len(binds):  # (--ro-bind|--bind SRC DEST) or (--tmpfs|--chdir DEST)
+            width = 3 if binds[i] in ("--ro-bind", "--bind") else 2
+            dests.append(Path(binds[i + width - 1]))
+            i += width
+        tops = sorted({f"/tmp/{d.parts[2]}" for d in dests if len(d.parts) > 3 and d.parts[1] == "tmp"
+                       and d.parts[2] != "home"})
+        args += [a for t in tops for a in ("--tmpfs", t)] + binds
+        args += [a for t in tops for a in ("--remount-ro", t)] + ["--remount-ro", "/"]
         program = seccomp_filter()
         if program is not None:
             fd = os.memfd_create("course-seccomp", 0)
@@ -372,9 +396,13 @@ class SandboxProvisioner(LocalProvisioner):
         if self._seccomp_fd is not None:
             kwargs["pass_fds"] = (self._seccomp_fd,)
         kwargs["preexec_fn"] = set_limits
+        # the kernel's own stdout/stderr (not the notebook's): a file capped by RLIMIT_FSIZE, not nbgrader's log
+        log = open(os.path.join(self._sock_dir or tempfile.gettempdir(), "kernel.log"), "wb")  # noqa: SIM115
+        kwargs["stdout"] = kwargs["stderr"] = log
         try:
             return await super().launch_kernel(cmd, **kwargs)
         finally:
+            log.close()
             if self._seccomp_fd is not None:
                 os.close(self._seccomp_fd)
                 self._seccomp_fd = None
@@ -382,6 +410,14 @@ class SandboxProvisioner(LocalProvisioner):
     async def cleanup(self, restart: bool = False) -> None:
         await super().cleanup(restart=restart)
         if not restart and self._sock_dir:
+            try:
+                with open(os.path.join(self._sock_dir, "kernel.log"), "rb") as f:
+                    f.seek(max(0, os.fstat(f.fileno()).st_size - 1500))
+                    tail = f.read().decode("utf-8", "replace").strip()
+                if tail:
+                    self.log.warning("sandboxed kernel's own output (last lines):\n%s", tail)
+            except OSError:
+                pass
             shutil.rmtree(self._sock_dir, ignore_errors=True)
             self._sock_dir = None
 
@@ -406,6 +442,7 @@ class LimitedExecute(Execute):
     def preprocess(self, nb, resources=None, km=None):
         self._out_bytes = 0
         self._over = False
+        self._noted = False
         self._resources = resources or {}
         self._tasks = []
         return super().preprocess(nb, resources, km)
@@ -427,6 +464,10 @@ class LimitedExecute(Execute):
 
     def process_message(self, msg, cell, cell_index):
         kind = msg["msg_type"]
+        if kind == "stream" and not self._noted and "[autograde sandbox] output limit reached" in msg["content"].get("text", ""):
+            self._noted = True
+            _record(self._resources, "output",
+                    f"more than {SandboxProvisioner.output_limit.default_value >> 20} MiB printed")
         if kind in ("stream", "display_data", "execute_result", "error", "update_display_data"):
             self._out_bytes += self._size(msg["content"])
             if self._out_bytes > self.output_limit:
