@@ -7,7 +7,7 @@ BIN := $(abspath $(VENV))/bin
 export PATH := $(BIN):$(PATH)
 STAMP := $(VENV)/.installed
 
-.PHONY: setup lab formgrader system-packages test test-quick test-browser test-avx2 test-fast bench bench-full clean-data help sync check-notebooks
+.PHONY: setup sandbox-deps lab formgrader system-packages test test-quick test-browser test-avx2 test-fast bench bench-full clean-data help sync check-notebooks
 help:
 	@echo "make lab | make test | make test-quick | make bench | make release | make formgrader | make demo (see README)"
 
@@ -76,7 +76,7 @@ SLOW_MARKS := kernel or nbgrader or browser or full_profile or nbval
 # Unit and end-to-end tests, then every solution notebook re-executed by nbval (fast profile).
 # Then test-avx2: the training/ISA-sensitive tests and the compression chapters on oneDNN's AVX2
 # kernels (what an AVX2-only CPU such as an AMD EPYC runs), one thread, so memory corruption aborts.
-test: setup system-packages
+test: setup system-packages sandbox-deps
 	$(PYTEST) --durations=25 tests solutions --nbval-lax
 	$(MAKE) --no-print-directory test-avx2
 
@@ -91,6 +91,13 @@ test-browser: setup system-packages
 # ch1-ch3 train through the same NCHW convolution kernels as test_isa/test_training (run here); ch4
 # and ch5 add int8 quantization, QAT, pruning masks and distillation: they run once more, graded
 # with one seed (COURSE_GRADING=1: the same kernels, a third of the time). The main leg runs them all.
+# Autograding runs every student kernel in bubblewrap (instructor/sandbox.py; README, Security): the
+# tests grade hostile submissions with it. Installed here when missing (root and apt-get, e.g. CI).
+sandbox-deps:
+	@command -v bwrap >/dev/null 2>&1 || { if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	  apt-get install -y -qq bubblewrap >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq bubblewrap; }; \
+	  else echo "[course] bubblewrap is missing: autograde refuses to grade (sudo apt-get install bubblewrap)"; fi; }
+
 AVX2_TESTS := tests/test_isa.py tests/test_training.py tests/test_compression.py tests/test_fastpath.py
 AVX2_NOTEBOOKS := solutions/ch4_compression solutions/ch5_recovery
 test-avx2: setup

@@ -92,3 +92,12 @@ c.AssignLatePenalties.plugin_class = LatePenalty
 c.LatePenalty.penalty_method = "per_day"
 c.LatePenalty.per_day = 0.10
 c.LatePenalty.max_fraction = 1.0
+
+# Autograding sandbox (issue 19, instructor/sandbox.py): `make autograde` sets COURSE_AUTOGRADE_SANDBOX
+# for the nbgrader processes it starts; every student kernel then runs inside bubblewrap (no
+# network, read-only course environment, writable: that student's autograded folder only), with
+# resource limits. Other nbgrader commands (validate, the students' Validate button) are unchanged.
+if os.environ.get("COURSE_AUTOGRADE_SANDBOX") == "bwrap":
+    from instructor.sandbox import enable as _enable_sandbox  # instructor/ is importable: see above
+
+    _enable_sandbox(c)

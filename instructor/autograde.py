@@ -26,6 +26,7 @@ from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
 from pathlib import Path
 
+from instructor import sandbox as sandbox_module
 from instructor.course import Course, check_submissions
 from instructor.duedates import apply_due_dates, apply_extensions
 
@@ -204,7 +205,8 @@ def select_students(course: Course, student: str | None, students_list: list[str
 
 def cmd_autograde(course: Course, assignments: list[str] | None = None, student: str | None = None,
                   force: bool = False, timeout: int | None = None, batch_timeout: float | None = None,
-                  jobs: int | None = None, students_list: list[str] | None = None) -> int:
+                  jobs: int | None = None, students_list: list[str] | None = None,
+                  sandbox: str | None = None) -> int:
     """Autograde the selected students (all, ``student``, or ``students_list``) and assignments (all or
     some): new submissions and resubmissions, not unchanged ones (``force``: those too). ``jobs``
     (default: the cores) units at a time. nbgrader's per-cell timeout interrupts a cell that never ends
@@ -213,6 +215,10 @@ def cmd_autograde(course: Course, assignments: list[str] | None = None, student:
     jobs = default_jobs() if jobs is None else jobs
     if jobs < 1:
         raise SystemExit(f"--jobs must be at least 1 (got {jobs})")
+    # each student kernel in bubblewrap unless SANDBOX=0 (instructor/sandbox.py, README: Security)
+    if sandbox_module.activate(sandbox) is None:  # bubblewrap missing or unusable: how to install it was printed
+        course.problems.append("autograde refused: no sandbox (SANDBOX=0 grades without one)")
+        return 2
     wanted = assignments or course.assignments()
     students = select_students(course, student, students_list)
     if students is None:
@@ -251,6 +257,8 @@ def cmd_autograde(course: Course, assignments: list[str] | None = None, student:
     started = time.time()
     run_units(course, grading_units(todo, jobs), extra, batch_timeout or 900, jobs, bad, status)
     report(course, todo, reasons)
+    for line in sandbox_module.limit_events():  # a kernel hit a sandbox limit
+        course.problem(line)
     audit(course, todo)
     print(f"autograde: {len(todo)} submission(s) in {time.time() - started:.1f} s, "
           f"{len(course.problems)} problem(s)")

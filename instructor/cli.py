@@ -78,6 +78,8 @@ def parser() -> argparse.ArgumentParser:
                    help="students graded at once, each in its own nbgrader process (default: the number of cores)")
     s.add_argument("--students", help="grade only these students: a comma-separated list, or @FILE with one id "
                                       "a line (split a class across grading machines)")
+    s.add_argument("--sandbox", metavar="0|1", help="1 (default): each student kernel in bubblewrap; "
+                                                  "0: no sandbox (student code runs with your rights); env SANDBOX")
     s = sub.add_parser("feedback", help="nbgrader generate_feedback (HTML), --release: release_feedback")
     s.add_argument("assignments", nargs="*")
     s.add_argument("--student")
@@ -108,7 +110,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.cmd == "autograde":
         from instructor.autograde import cmd_autograde
         return cmd_autograde(course, args.assignments, args.student, args.force, args.timeout, args.batch_timeout,
-                             args.jobs, parse_students(args.students))
+                             args.jobs, parse_students(args.students), args.sandbox)
     if args.cmd == "feedback":
         from instructor.release import cmd_feedback
         return cmd_feedback(course, args.assignments, args.student, args.release, args.full)

@@ -6,6 +6,7 @@
 #   make collect FROM=lms/ ZIP=ch1_basics   LMS files/zips <student>_<notebook>.ipynb -> nbgrader zip_collect
 #   make autograde [JOBS=N] [STUDENT=id | STUDENTS=a,b,c | STUDENTS=@list.txt] [ASSIGNMENTS="ch1_basics ..."] [FORCE=1]
 #                                     JOBS students at once (default: the number of cores)
+#                                     each student kernel in bubblewrap; SANDBOX=0: without a sandbox
 #   make feedback [STUDENT=id] [RELEASE_FEEDBACK=1] [FULL=1]   FULL=1: hidden tests included
 #   make export [GRADES=grades.csv]   nbgrader's CSV, grades_lms.csv (one row per student, for the LMS), the table
 #   make analytics [ASSIGNMENTS=...]  per exercise: mean, share with full points, frequent failures (+ analytics.png)
@@ -26,7 +27,7 @@ collect:
 	$(INSTRUCTOR) collect $(FROM) $(if $(ZIP),--zip $(ZIP)) $(if $(FORCE),--force)
 
 autograde:
-	$(INSTRUCTOR) autograde $(ASSIGNMENTS) $(if $(STUDENT),--student $(STUDENT)) $(if $(STUDENTS),--students $(STUDENTS)) $(if $(JOBS),--jobs $(JOBS)) $(if $(FORCE),--force)
+	$(INSTRUCTOR) autograde $(ASSIGNMENTS) $(if $(STUDENT),--student $(STUDENT)) $(if $(STUDENTS),--students $(STUDENTS)) $(if $(JOBS),--jobs $(JOBS)) $(if $(FORCE),--force) $(if $(SANDBOX),--sandbox $(SANDBOX))
 
 feedback:
 	$(INSTRUCTOR) feedback $(ASSIGNMENTS) $(if $(STUDENT),--student $(STUDENT)) $(if $(RELEASE_FEEDBACK),--release) $(if $(FULL),--full)
