@@ -376,7 +376,7 @@ def lr_find(net: nn.Module, train_iter: Iterable,
             start_lr: float = 1e-5, end_lr: float = 10.0, num_steps: int | None = None, *,
             loss: nn.Module | None = None, smooth: float = 0.8, diverge: float = 4.0,
             freeze_bn_stats: bool = True, device: torch.device | str | None = None,
-            channels_last: bool = True) -> tuple[list[float], list[float]]:
+            channels_last: bool = True, repeats: int = 1) -> tuple[list[float], list[float]]:
     """Learning-rate finder (L. Smith's range test, fastai's ``lr_find``): ``(lrs, losses)``.
 
     Trains a *copy* of ``net`` for at most one epoch of ``train_iter`` (``num_steps`` batches,
@@ -390,7 +390,13 @@ def lr_find(net: nn.Module, train_iter: Iterable,
     ``optimizer`` is either an optimizer of ``net`` (its class, groups and settings are rebuilt on
     the copy) or a factory ``lambda copy: torch.optim.SGD(...)``. With several groups the ratios of
     their rates are kept: ``lrs`` are the rates of the group with the largest one (e.g. the head).
+
+    ``repeats`` > 1 runs the test that many times (each on a fresh copy, with other shuffles and
+    crops) and averages the curves over their common steps: with a small data set one epoch gives a
+    few dozen noisy steps, whose minimum alone can land anywhere.
     """
+    if repeats < 1:
+        raise ValueError(f"repeats must be at least 1, got {repeats}")
     if not 0 < start_lr < end_lr:
         raise ValueError(f"need 0 < start_lr < end_lr, got {start_lr} and {end_lr}")
     steps = len(train_iter) if num_steps is None else min(num_steps, len(train_iter))  # type: ignore[arg-type]
@@ -401,6 +407,18 @@ def lr_find(net: nn.Module, train_iter: Iterable,
                       "little; use smaller batches", stacklevel=2)
     device = torch.device(device) if device is not None else _device_of(net)
     loss = loss if loss is not None else nn.CrossEntropyLoss()
+    curves: list[tuple[list[float], list[float]]] = []
+    with torch.random.fork_rng(devices=[]):
+        for _ in range(repeats):
+            curves.append(_range_test(net, train_iter, optimizer, start_lr, end_lr, steps, loss, smooth, diverge,
+                                      freeze_bn_stats, device, channels_last))
+    n = min(len(lrs) for lrs, _ in curves)  # the steps every run reached
+    return curves[0][0][:n], [sum(c[1][i] for c in curves) / len(curves) for i in range(n)]
+
+
+def _range_test(net, train_iter, optimizer, start_lr, end_lr, steps, loss, smooth, diverge,
+                freeze_bn_stats, device, channels_last) -> tuple[list[float], list[float]]:
+    """One run of :func:`lr_find`'s range test on a copy of ``net``."""
     model = copy.deepcopy(net).to(device)
     _check_cpu_layout(model, device)  # the copy keeps the weights' layout: the same rule as train()
     opt = _optimizer_on_copy(net, model, optimizer)
@@ -413,28 +431,27 @@ def lr_find(net: nn.Module, train_iter: Iterable,
     lrs: list[float] = []
     losses: list[float] = []
     avg, best = 0.0, math.inf
-    with torch.random.fork_rng(devices=[]):
-        for step, (X, y) in enumerate(train_iter):
-            if step >= steps:
-                break
-            lr = start_lr * gamma ** step
-            for g, r in zip(opt.param_groups, ratios):
-                g["lr"] = lr * r
-            X, y = _batch_to(X, device, channels_last), y.to(device)
-            l = loss(model(X), y)
-            opt.zero_grad(set_to_none=True)
-            l.backward()
-            opt.step()
-            value = l.item()
-            if not math.isfinite(value):
-                break
-            avg = smooth * avg + (1 - smooth) * value
-            smoothed = avg / (1 - smooth ** (step + 1))
-            lrs.append(lr)
-            losses.append(smoothed)
-            best = min(best, smoothed)
-            if smoothed > diverge * best:
-                break
+    for step, (X, y) in enumerate(train_iter):
+        if step >= steps:
+            break
+        lr = start_lr * gamma ** step
+        for g, r in zip(opt.param_groups, ratios):
+            g["lr"] = lr * r
+        X, y = _batch_to(X, device, channels_last), y.to(device)
+        l = loss(model(X), y)
+        opt.zero_grad(set_to_none=True)
+        l.backward()
+        opt.step()
+        value = l.item()
+        if not math.isfinite(value):
+            break
+        avg = smooth * avg + (1 - smooth) * value
+        smoothed = avg / (1 - smooth ** (step + 1))
+        lrs.append(lr)
+        losses.append(smoothed)
+        best = min(best, smoothed)
+        if smoothed > diverge * best:
+            break
     return lrs, losses
 
 

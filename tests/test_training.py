@@ -345,6 +345,32 @@ def test_lr_find_sweeps_geometrically_over_one_epoch_keeping_group_ratios():
     assert len(training.lr_find(net, loader, factory, 1e-4, 1e-1, num_steps=5)[0]) == 5
 
 
+def test_lr_find_repeats_average_runs_over_other_shuffles():
+    net, _ = _finder_setup()
+
+    def factory(copy_):
+        return torch.optim.SGD(models.param_groups(copy_, 1.0), lr=1.0)
+
+    fixed = grading.tiny_loader(n=64, batch_size=4)  # no shuffling: every run sees the same batches
+    one = training.lr_find(net, fixed, factory, 1e-4, 1e-1)
+    three = training.lr_find(net, fixed, factory, 1e-4, 1e-1, repeats=3)
+    assert three[0] == one[0] and three[1] == pytest.approx(one[1], rel=1e-5)
+    shuffled = DataLoader(fixed.dataset, batch_size=4, shuffle=True)
+    torch.manual_seed(0)
+    runs = [training.lr_find(net, shuffled, factory, 1e-4, 1e-1)[1]]
+    torch.manual_seed(0)  # lr_find leaves the random state alone: the next call would repeat the shuffle
+    with torch.random.fork_rng(devices=[]):
+        for _ in range(2):
+            [_ for _ in shuffled]  # noqa: B018 - advance the generator past one epoch's shuffle
+            runs.append(training.lr_find(net, shuffled, factory, 1e-4, 1e-1)[1])
+    torch.manual_seed(0)
+    avg = training.lr_find(net, shuffled, factory, 1e-4, 1e-1, repeats=3)[1]
+    assert runs[0] != pytest.approx(runs[1])  # other shuffles, other curves
+    assert avg == pytest.approx([sum(r[i] for r in runs) / 3 for i in range(len(avg))], rel=1e-5)
+    with pytest.raises(ValueError, match="repeats must be at least 1"):
+        training.lr_find(net, fixed, factory, repeats=0)
+
+
 def test_lr_find_stops_when_the_loss_diverges():
     torch.manual_seed(0)
     net = nn.Sequential(nn.Flatten(), nn.Linear(3 * 16 * 16, 2))  # logits grow, the loss stays finite
