@@ -58,13 +58,19 @@ def lab(course: Path, target: str, tmp: Path, timeout: float = 120) -> Iterator[
         assert url, f"make {target} printed no URL within {timeout} s (exit {proc.poll()}):\n{log.read_text()[-3000:]}"
         yield f"http://127.0.0.1:{port}", url.split("token=")[1]
     finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGTERM)  # the session started above: make and its jupyter
-            try:
-                proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait(timeout=10)
+        stop_session(proc)
+
+
+def stop_session(proc: subprocess.Popen) -> None:
+    """Stop a process started with ``start_new_session=True`` and everything in its session (make and
+    its jupyter): SIGTERM, then SIGKILL after 20 s."""
+    if proc.poll() is None:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=10)
 
 
 def chromium_missing() -> str | None:

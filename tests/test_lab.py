@@ -7,7 +7,6 @@ import json
 import os
 import re
 import shutil
-import signal
 import socket
 import subprocess
 import sys
@@ -16,6 +15,8 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+
+from tests.labserver import stop_session
 
 ROOT = Path(__file__).resolve().parent.parent
 VENV = Path(sys.executable).parent.parent
@@ -73,10 +74,4 @@ def test_make_lab_serves_the_chapters_and_the_course_kernel(tmp_path):
         venv_of_kernel = Path(course["argv"][0]).parent.parent  # .../.venv/bin/python -> .../.venv
         assert os.path.realpath(venv_of_kernel) == os.path.realpath(VENV)  # the course's environment
     finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGTERM)  # the session started above: make and its jupyter
-            try:
-                proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait(timeout=10)
+        stop_session(proc)
