@@ -88,12 +88,12 @@ SLOW_TESTS = {
 def pytest_collection_modifyitems(config, items):
     for item in items:
         path = Path(str(item.fspath))
-        if f"{path.name}::{item.originalname}" in SLOW_TESTS:
-            item.add_marker(pytest.mark.slow)
-        if path.suffix == ".ipynb":  # nbval: a notebook executed in a kernel
+        if path.suffix == ".ipynb":  # nbval: a notebook executed in a kernel (its cells have no originalname)
             item.add_marker(pytest.mark.kernel)
             item.add_marker(pytest.mark.nbval)
             continue
+        if f"{path.name}::{item.originalname}" in SLOW_TESTS:
+            item.add_marker(pytest.mark.slow)
         marks = MARKS_BY_FILE.get(path.name, ())
         if path.name.startswith("test_wrong_answers_") or path.name.startswith("test_right_answers_"):
             marks = ("kernel",)  # they run a chapter's cells in a kernel (tests/nbrun.py)
