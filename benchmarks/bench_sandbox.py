@@ -25,7 +25,11 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from instructor import sandbox  # noqa: E402
-from instructor.cli import Course, cmd_autograde, cmd_release, grade_table, make_samples  # noqa: E402
+from instructor.autograde import cmd_autograde  # noqa: E402
+from instructor.course import Course  # noqa: E402
+from instructor.demo import make_samples  # noqa: E402
+from instructor.release import cmd_release  # noqa: E402
+from instructor.report import grade_table  # noqa: E402
 
 GOAL = 1.10
 

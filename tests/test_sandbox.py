@@ -30,7 +30,7 @@ import nbformat
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from test_instructor import A, REPO, WRONG_MUL, build_mini, run_cli, variant  # noqa: E402
+from tests.course import A, REPO, WRONG_MUL, build_mini, run_cli, variant  # noqa: E402
 from test_parallel_autograde import cell_grades, scores  # noqa: E402
 
 sys.path.insert(0, str(REPO))

@@ -21,7 +21,9 @@ from test_parallel_autograde import cell_grades  # noqa: E402
 
 sys.path.insert(0, str(REPO))
 from instructor import sandbox  # noqa: E402
-from instructor.cli import Course, grade_table, make_samples  # noqa: E402
+from instructor.course import Course  # noqa: E402
+from instructor.demo import make_samples  # noqa: E402
+from instructor.report import grade_table  # noqa: E402
 
 CHAPTER = "ch3_unfreezing"
 WHY_NOT = sandbox.probe()
