@@ -219,6 +219,15 @@ def cmd_autograde(course: Course, assignments: list[str] | None = None, student:
     if sandbox_module.activate(sandbox) is None:  # bubblewrap missing or unusable: how to install it was printed
         course.problems.append("autograde refused: no sandbox (SANDBOX=0 grades without one)")
         return 2
+    try:
+        return _grade(course, assignments, student, force, timeout, batch_timeout, jobs, students_list)
+    finally:
+        sandbox_module.deactivate()  # the caller's environment as it was
+
+
+def _grade(course: Course, assignments: list[str] | None, student: str | None, force: bool,
+           timeout: int | None, batch_timeout: float | None, jobs: int, students_list: list[str] | None) -> int:
+    """:func:`cmd_autograde`'s work, once the isolation is chosen."""
     wanted = assignments or course.assignments()
     students = select_students(course, student, students_list)
     if students is None:

@@ -123,6 +123,15 @@ def activate(mode: str | None = None) -> str | None:
     return "bwrap"
 
 
+def deactivate() -> None:
+    """Undo :func:`activate` in this process (its environment variables and events file): the CLI's
+    autograde calls it when the run ends, so that an in-process caller keeps its environment."""
+    os.environ.pop(ENV_FLAG, None)
+    path = os.environ.pop(ENV_EVENTS, None)
+    if path and os.path.isfile(path):
+        os.unlink(path)
+
+
 def limit_events() -> list[str]:
     """The limits kernels hit during this run (one line per student notebook), for PROBLEM lines."""
     path = os.environ.get(ENV_EVENTS)

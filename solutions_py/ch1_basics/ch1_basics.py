@@ -358,7 +358,7 @@ head_groups = grading.or_reference(finetune_param_groups, reference_groups)
 freeze_head(net)
 probe = torch.optim.SGD(head_groups(net, 1.0), momentum=0.9)  # its rates only fix the ratio head/layer4
 lrs, losses = training.lr_find(net, train_iter, probe, start_lr=1e-4, end_lr=10, repeats=3)  # 3 curves, averaged
-skip = 5  # the first points average only a few batches: too noisy to trust (fastai's plot skips them too)
+skip = 5 if len(losses) > 10 else 0  # the first points average only a few batches: too noisy (fastai's plot skips them too)
 lowest = lrs[min(range(skip, len(losses)), key=losses.__getitem__)]
 lr = float(f"{lowest / 10:.1g}")  # one order of magnitude below the minimum, rounded
 print(f"{len(lrs)} steps; loss lowest at lr={lowest:.2g}; chosen lr={lr:g}")
