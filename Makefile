@@ -73,12 +73,16 @@ PYTEST := COURSE_PROFILE=fast MPLBACKEND=Agg $(BIN)/python -m pytest -p no:cache
 # Tests that start a kernel, nbgrader, a browser or a full-profile notebook are marked (tests/conftest.py).
 SLOW_MARKS := kernel or nbgrader or browser or full_profile or nbval
 
-# Unit and end-to-end tests, then every solution notebook re-executed by nbval (fast profile).
-# Then test-avx2: the training/ISA-sensitive tests and the compression chapters on oneDNN's AVX2
-# kernels (what an AVX2-only CPU such as an AMD EPYC runs), one thread, so memory corruption aborts.
+# Unit and end-to-end tests, then every solution notebook re-executed by nbval (fast profile), on
+# TEST_JOBS pytest-xdist workers (default: the cores, at most 4; tests/conftest.py keeps a notebook's
+# cells, and the tests of one session fixture, on one worker). Each worker runs one thread on oneDNN's
+# AVX2 kernels (ONEDNN_MAX_CPU_ISA=AVX2: what an AVX2-only CPU such as an AMD EPYC runs, on any x86
+# machine; one thread, so the heap corruption of oneDNN#6035 aborts instead of hiding): the whole
+# suite is the AVX2 check, and results are the same on AVX-512 and AVX2 machines.
+TEST_JOBS ?= $(shell n=$$(nproc 2>/dev/null || echo 2); [ $$n -gt 4 ] && n=4; echo $$n)
+TEST_ENV := ONEDNN_MAX_CPU_ISA=AVX2 OMP_NUM_THREADS=1
 test: setup system-packages sandbox-deps
-	$(PYTEST) --durations=25 tests solutions --nbval-lax
-	$(MAKE) --no-print-directory test-avx2
+	$(TEST_ENV) $(PYTEST) -n $(TEST_JOBS) --dist loadgroup --durations=25 tests solutions --nbval-lax
 
 # The edit loop: unit tests only (no kernel, no nbgrader, no browser, no long training), under two minutes.
 test-quick: setup
@@ -88,9 +92,6 @@ test-quick: setup
 test-browser: setup system-packages
 	$(PYTEST) -s -m browser tests
 
-# ch1-ch3 train through the same NCHW convolution kernels as test_isa/test_training (run here); ch4
-# and ch5 add int8 quantization, QAT, pruning masks and distillation: they run once more, graded
-# with one seed (COURSE_GRADING=1: the same kernels, a third of the time). The main leg runs them all.
 # Autograding runs every student kernel in bubblewrap (instructor/sandbox.py; README, Security): the
 # tests grade hostile submissions with it. Installed here when missing (root and apt-get, e.g. CI).
 sandbox-deps:
@@ -98,11 +99,12 @@ sandbox-deps:
 	  apt-get install -y -qq bubblewrap >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq bubblewrap; }; \
 	  else echo "[course] bubblewrap is missing: autograde refuses to grade (sudo apt-get install bubblewrap)"; fi; }
 
+# The ISA-sensitive tests and the compression chapters alone, on the AVX2 kernels, graded with one
+# seed (COURSE_GRADING=1): a quick check after changing training or compression code.
 AVX2_TESTS := tests/test_isa.py tests/test_training.py tests/test_compression.py tests/test_fastpath.py
 AVX2_NOTEBOOKS := solutions/ch4_compression solutions/ch5_recovery
 test-avx2: setup
-	ONEDNN_MAX_CPU_ISA=AVX2 OMP_NUM_THREADS=1 COURSE_GRADING=1 \
-	  $(PYTEST) --durations=10 $(AVX2_TESTS) $(AVX2_NOTEBOOKS) --nbval-lax
+	$(TEST_ENV) COURSE_GRADING=1 $(PYTEST) --durations=10 $(AVX2_TESTS) $(AVX2_NOTEBOOKS) --nbval-lax
 
 bench: setup
 	$(BIN)/python benchmarks/bench_training.py

@@ -85,9 +85,27 @@ SLOW_TESTS = {
 }
 
 
+# `make test` runs on 2 workers (pytest-xdist, `--dist loadgroup`). Each item gets a group that one
+# worker runs: a notebook's nbval cells (they share one kernel, in order); the tests of a session
+# fixture (built once per worker: they must all land on the same one); else the test file.
+SESSION_GROUPS = {"released_course": "released-course", "graded_chapters": "released-course",
+                  "term_demo": "term-demo"}
+
+
+def _xdist_group(item, path: Path) -> str:
+    if path.suffix == ".ipynb":
+        return f"nbval-{path.stem}"  # no "." or ":": xdist parses the name out of the node id
+    for fixture in getattr(item, "fixturenames", ()):
+        if fixture in SESSION_GROUPS:
+            return SESSION_GROUPS[fixture]
+    return f"file-{path.stem}"
+
+
+@pytest.hookimpl(tryfirst=True)  # before xdist's own hook reads the xdist_group marks
 def pytest_collection_modifyitems(config, items):
     for item in items:
         path = Path(str(item.fspath))
+        item.add_marker(pytest.mark.xdist_group(_xdist_group(item, path)))
         if path.suffix == ".ipynb":  # nbval: a notebook executed in a kernel (its cells have no originalname)
             item.add_marker(pytest.mark.kernel)
             item.add_marker(pytest.mark.nbval)

@@ -16,12 +16,14 @@ caught by the right check (not by a ``NameError`` or by another exercise's failu
 """
 from __future__ import annotations
 
+import atexit
 import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
 
 import nbformat
+from jupyter_client.manager import KernelManager
 from nbclient import NotebookClient
 
 REPO = Path(__file__).resolve().parent.parent
@@ -42,6 +44,43 @@ class CellError:
         return f"{self.ename}: {self.evalue}"
 
 
+# One kernel per test process, reused by every run: ``%reset -f`` empties the namespace between
+# runs, so a run starts as a fresh kernel would, except that modules already imported stay in
+# ``sys.modules`` (importing torch and the helpers again costs nothing: ~5 s of the ~8 s a fresh
+# kernel takes to start and import). The first cell of every run resets what a run may leave behind.
+_RESET = """\
+%reset -f
+import os as _os, torch as _torch, matplotlib.pyplot as _plt
+_os.chdir({cwd!r})
+_torch.set_grad_enabled(True)
+_plt.close("all")
+del _os, _torch, _plt"""
+_KM: KernelManager | None = None
+
+
+def _kernel() -> KernelManager:
+    global _KM
+    if _KM is None or not _KM.is_alive():
+        _drop_kernel()
+        env = {**os.environ, "COURSE_PROFILE": "fast"}
+        _KM = KernelManager(kernel_name="python3")
+        _KM.start_kernel(env=env, cwd=str(REPO))
+    return _KM
+
+
+def _drop_kernel() -> None:
+    global _KM
+    if _KM is not None:
+        try:
+            _KM.shutdown_kernel(now=True)
+        except Exception:  # already dead
+            pass
+        _KM = None
+
+
+atexit.register(_drop_kernel)
+
+
 def run_cells(notebook: str | Path, last_grade_id: str, replace: dict[str, str] | None = None,
               timeout: int = 300) -> dict[str, CellError | None]:
     """Execute the notebook's cells up to and including the cell ``last_grade_id`` (errors do not
@@ -59,16 +98,17 @@ def run_cells(notebook: str | Path, last_grade_id: str, replace: dict[str, str] 
     for cell in nb.cells:
         if grade_id(cell) in (replace or {}):
             cell.source = replace[grade_id(cell)]
-    env_profile = os.environ.get("COURSE_PROFILE")
-    os.environ["COURSE_PROFILE"] = "fast"
+    nb.cells.insert(0, nbformat.v4.new_code_cell(_RESET.format(cwd=str(path.parent))))
+    km = _kernel()
+    client = NotebookClient(nb, km=km, timeout=timeout, allow_errors=True)
     try:
-        NotebookClient(nb, timeout=timeout, kernel_name="python3", allow_errors=True,
-                       resources={"metadata": {"path": str(path.parent)}}).execute()
+        client.execute()
+    except BaseException:  # a timeout or a dead kernel: never reuse that kernel
+        _drop_kernel()
+        raise
     finally:
-        if env_profile is None:
-            os.environ.pop("COURSE_PROFILE", None)
-        else:
-            os.environ["COURSE_PROFILE"] = env_profile
+        if client.kc is not None:
+            client.kc.stop_channels()
     result: dict[str, CellError | None] = {}
     for c in nb.cells:
         if c.cell_type == "code" and grade_id(c):

@@ -6,6 +6,8 @@ must pass, hidden tests included, so each alternative gets all the exercise's po
 """
 from __future__ import annotations
 
+import os
+
 from pathlib import Path
 
 import nbformat
@@ -115,8 +117,10 @@ def test_lessons_run_on_the_reference_functions_when_every_exercise_is_a_stub():
     for cell in nb.cells:
         if grade_id(cell) in STUBS:
             cell.source = STUBS[grade_id(cell)]
+    # as autograding runs it (COURSE_GRADING=1: every lesson on one seed), where a stub matters most
     NotebookClient(nb, timeout=600, kernel_name="python3", allow_errors=True,
-                   resources={"metadata": {"path": str(Path(path).parent)}}).execute()
+                   resources={"metadata": {"path": str(Path(path).parent)}}).execute(
+        env={**os.environ, "COURSE_GRADING": "1"})
     failed = {}
     for i, cell in enumerate(nb.cells):
         err = next((o for o in cell.get("outputs", []) if o.get("output_type") == "error"), None)
