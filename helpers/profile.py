@@ -14,6 +14,9 @@ import numpy as np
 import torch
 
 PROFILES = ("fast", "full")
+# Autograding (COURSE_GRADING=1) runs every lesson on one seed and at most this many epochs: one
+# student's course then grades in well under a minute on 2 cores (benchmarks/bench_autograde.py).
+GRADING_MAX_EPOCHS = 1
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -36,8 +39,13 @@ class Profile:
 
     def epochs(self, n: int) -> int:
         """``n`` epochs, capped by ``COURSE_MAX_EPOCHS`` (e.g. ``COURSE_MAX_EPOCHS=1`` to try the full
-        profile on a CPU in minutes; numbers are then meaningless)."""
-        return n if self.max_epochs is None else max(1, min(n, self.max_epochs))
+        profile on a CPU in minutes; numbers are then meaningless), and at most
+        ``GRADING_MAX_EPOCHS`` when autograding (the graded cells train their own tiny models; the
+        lessons only have to run)."""
+        cap = self.max_epochs
+        if self.grading:
+            cap = GRADING_MAX_EPOCHS if cap is None else min(cap, GRADING_MAX_EPOCHS)
+        return n if cap is None else max(1, min(n, cap))
 
     def seeds(self, n: int) -> range:
         """Seeds for repeating a lesson's experiment ``n`` times (mean and spread): one run only when
@@ -47,6 +55,13 @@ class Profile:
     @property
     def fast(self) -> bool:
         return self.name == "fast"
+
+    @property
+    def checks(self) -> bool:
+        """Whether a lesson's measured figures can be checked (``if profile.checks: assert ...``):
+        the fast profile run as students run it, not autograding or a smoke run, where epochs and
+        seeds are cut and the figures mean nothing."""
+        return self.fast and not self.grading and self.max_epochs is None
 
     def __str__(self) -> str:
         return f"profile={self.name} device={self.device} data={self.data_dir}"

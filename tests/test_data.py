@@ -187,6 +187,22 @@ def test_seeds_repeat_only_outside_grading(monkeypatch):
     assert list(get_profile("fast").seeds(3)) == [0]
 
 
+def test_grading_caps_epochs_and_turns_the_lessons_figure_checks_off(monkeypatch):
+    from helpers.profile import GRADING_MAX_EPOCHS
+    monkeypatch.delenv("COURSE_MAX_EPOCHS", raising=False)
+    monkeypatch.delenv("COURSE_GRADING", raising=False)
+    p = get_profile("fast")
+    assert p.epochs(8) == 8 and p.checks  # as students run it: every epoch, figures checked
+    monkeypatch.setenv("COURSE_GRADING", "1")
+    p = get_profile("fast")
+    assert p.epochs(8) == GRADING_MAX_EPOCHS < 8 and p.epochs(1) == 1 and not p.checks
+    monkeypatch.setenv("COURSE_MAX_EPOCHS", "3")  # the smaller cap wins
+    assert get_profile("fast").epochs(8) == min(3, GRADING_MAX_EPOCHS)
+    monkeypatch.delenv("COURSE_GRADING")
+    assert get_profile("fast").epochs(8) == 3 and not get_profile("fast").checks  # a smoke run
+    assert not get_profile("full").checks
+
+
 @pytest.mark.parametrize("value,expected", [(0, 0), (32768, 128), (65535, 255)])
 def test_16_bit_grayscale_is_scaled_to_8_bits_not_clipped(tmp_path, value, expected):
     path = tmp_path / "gray16.png"

@@ -453,7 +453,7 @@ plots.plot_mean_spread({name: [h["valid_acc"] for _, h in runs[name]] for name i
 
 # %%
 # course check (fast profile): the gap is larger than the spread over seeds
-if profile.fast:
+if profile.checks:
     assert min(gaps) > 0.08 and plots.mean_std(gaps)[0] > 2 * plots.mean_std(valid_accs["from scratch"])[1], valid_accs
     assert all(h.final["train_loss"] < s.final["train_loss"]
                for (_, h), (_, s) in zip(runs["fine-tuned"], runs["from scratch"]))
@@ -524,7 +524,7 @@ plots.plot_sweep({"fine-tuned": lr_sweep, "from scratch": {lr_scratch: valid_acc
 
 # %%
 # course check (fast profile): a far too large rate loses the advantage of the pretrained features
-if profile.fast:
+if profile.checks:
     assert max(valid_accs["fine-tuned, lr x20"]) < min(valid_accs["fine-tuned"]) - 0.05, lr_sweep
 
 # %% [markdown] nbgrader={"grade": false, "grade_id": "lr_question_text", "locked": true, "schema_version": 3, "solution": false, "task": false}
@@ -649,7 +649,7 @@ plots.plot_seed_bars({name: valid_accs[name] for name in compared}, ylabel="vali
 # %%
 # course check: only the head trained, and the features kept the source model's advantage
 assert unchanged, "the features must stay those of the source model"
-if profile.fast:
+if profile.checks:
     assert min(valid_accs["frozen features"]) > max(valid_accs["from scratch"]), valid_accs
 
 # %% [markdown] nbgrader={"grade": false, "grade_id": "frozen_question_text", "locked": true, "schema_version": 3, "solution": false, "task": false}

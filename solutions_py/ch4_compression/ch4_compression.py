@@ -53,7 +53,7 @@ C.print_table([base_row])
 
 # %%
 # course check (not part of the lesson): the mini world's baseline learns the task
-if profile.fast:
+if profile.checks:
     assert base_row["accuracy"] >= 0.8, base_row
 
 # %% [markdown]
@@ -274,7 +274,7 @@ print(f"{len(lost)} seed(s): accuracy lost at 90% sparsity {mean:.2f} ± {std:.2
 
 # %%
 # course check: on the mini world, 90 % pruning hurts on average
-if profile.fast:
+if profile.checks:
     assert sum(lost) / len(lost) > 0.05, lost
 
 # %% [markdown]
@@ -317,7 +317,7 @@ plots.plot_sweep({"right after pruning": right_after,
 # course check: masked fine-tuning keeps the sparsity, prune.remove loses it; on the mini world FT recovers
 assert abs(C.sparsity(masked) - C.sparsity(pruned90)) < 1e-6
 assert C.sparsity(removed) < 0.5
-if profile.fast:
+if profile.checks:
     assert rows_pruning[1]["accuracy"] > rows_pruning[0]["accuracy"], rows_pruning
     assert sum(lost_ft) < sum(lost), (lost, lost_ft)
 assert len(after_ft) == len(right_after[0.9]) == len(baselines)
@@ -643,7 +643,7 @@ C.print_table([base_row, int8_row])
 # %%
 # course check: 4 bytes -> 1 byte per weight; on the mini world int8 keeps the accuracy
 assert int8_row["size_bytes"] < 0.35 * base_row["size_bytes"]
-if profile.fast:
+if profile.checks:
     assert int8_row["accuracy"] >= base_row["accuracy"] - 0.07, (int8_row, base_row)
 
 # %% [markdown]

@@ -654,7 +654,7 @@ print("weight decay per group:", [g["weight_decay"] for g in optimizer.param_gro
 # %%
 # course check (not part of the lesson): the baseline really decays and is a good teacher on the mini world
 assert all(g["weight_decay"] == 5e-4 for g in optimizer.param_groups)
-if profile.fast:
+if profile.checks:
     assert history.final["valid_acc"] >= 0.85, history
 
 # %% [markdown]
@@ -691,7 +691,7 @@ print(f"validation accuracy ({n_valid} images, one image = {1 / n_valid:.3f}):",
 # %%
 # course check: recalibration keeps the masks, repairs part of the damage, not all of it
 assert C.sparsity(recalibrated) == pruned_sparsity and C.is_pruned(recalibrated)
-if profile.fast:
+if profile.checks:
     assert accuracy["pruned"] < accuracy["recalibrated"] < accuracy["baseline"] - 0.1, accuracy
 
 # %% [markdown]
@@ -757,7 +757,7 @@ h = full["history"]
 assert h.best_valid_acc == h["valid_acc"][h.best_epoch - 1]
 assert training.evaluate(full["net"], valid_iter)[1] == h.best_valid_acc, "the best epoch was restored"
 assert C.sparsity(full["net"]) == pruned_sparsity, "the masks keep the pruned weights at zero"
-if profile.fast:
+if profile.checks:
     assert plots.mean_std(full["valid_acc"])[0] > accuracy["recalibrated"] + 0.05
 
 
