@@ -92,20 +92,40 @@ SESSION_GROUPS = {"released_course": "released-course", "graded_chapters": "rele
                   "term_demo": "term-demo"}
 
 
+# Files whose tests are independent minutes-long runs: one group per test (their module fixture is
+# cheap to build once per worker).
+SPLIT_FILES = {"test_full_profile.py"}
+# Rough seconds per group (`--durations`, 2 workers, 2026-12-03): the longest groups are handed out
+# first, so that no long group starts last while the other worker idles. Only the order matters.
+GROUP_SECONDS = {
+    "released-course": 200, "file-test_full_profile-ch4_compression": 165, "file-test_parallel_autograde": 155,
+    "file-test_sandbox_honest": 100, "file-test_full_profile-ch5_recovery": 98, "file-test_sandbox": 97,
+    "file-test_feedback": 80, "file-test_instructor": 90, "nbval-ch5_recovery": 68, "nbval-ch2_hotdog": 57,
+    "term-demo": 51, "nbval-ch3_unfreezing": 50, "file-test_postgres": 48, "file-test_browser": 44,
+}
+
+
 def _xdist_group(item, path: Path) -> str:
     if path.suffix == ".ipynb":
         return f"nbval-{path.stem}"  # no "." or ":": xdist parses the name out of the node id
     for fixture in getattr(item, "fixturenames", ()):
         if fixture in SESSION_GROUPS:
             return SESSION_GROUPS[fixture]
+    if path.name in SPLIT_FILES and getattr(item, "callspec", None) is not None:
+        return f"file-{path.stem}-" + "-".join(str(v) for v in item.callspec.id.split("-"))
     return f"file-{path.stem}"
 
 
 @pytest.hookimpl(tryfirst=True)  # before xdist's own hook reads the xdist_group marks
 def pytest_collection_modifyitems(config, items):
+    groups = {}
     for item in items:
         path = Path(str(item.fspath))
-        item.add_marker(pytest.mark.xdist_group(_xdist_group(item, path)))
+        groups[item] = _xdist_group(item, path)
+        item.add_marker(pytest.mark.xdist_group(groups[item]))
+    items.sort(key=lambda it: -GROUP_SECONDS.get(groups[it], 0))  # stable: a group keeps its order
+    for item in items:
+        path = Path(str(item.fspath))
         if path.suffix == ".ipynb":  # nbval: a notebook executed in a kernel (its cells have no originalname)
             item.add_marker(pytest.mark.kernel)
             item.add_marker(pytest.mark.nbval)
