@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import functools
 import os
-from typing import Any, Callable
+import sys
+from types import ModuleType
+from typing import Any, Callable, Iterable
 
 import torch
 from torch import nn
@@ -81,3 +83,55 @@ def or_reference(student: Callable[..., Any], reference: Callable[..., Any]) -> 
             return reference(*args, **kwargs)
 
     return call
+
+
+class blocked:
+    """A context manager (reusable) under which calling any of ``functions`` raises
+    ``AssertionError(hint)``: for hidden tests of an exercise that is about writing what a course
+    helper already does. Every reference to a function in a loaded module is replaced while the block
+    lasts: the helper's own module, its re-exports (``C.count_nonzero``, ``C.workflow.count_nonzero``,
+    ``helpers.compression.measure.count_nonzero``) and the notebook's own imports and aliases
+    (``from helpers.compression import count_nonzero as cnz`` in a student's cell), so a student
+    cannot reach the helper by another name. Everything is restored on exit, also after an error::
+
+        with grading.blocked([models.param_groups], "build the groups yourself: models.param_groups is not allowed"):
+            groups = finetune_param_groups(net, lr)
+    """
+
+    def __init__(self, functions: Iterable[Callable[..., Any]], hint: str) -> None:
+        self.functions = list(functions)
+        self.hint = hint
+        self._saved: list[tuple[Any, str, Any]] = []
+
+    def _stub(self, function: Callable[..., Any]) -> Callable[..., Any]:
+        hint = self.hint
+
+        @functools.wraps(function)
+        def refuse(*args: Any, **kwargs: Any) -> Any:
+            raise AssertionError(hint)
+        return refuse
+
+    def __enter__(self) -> "blocked":
+        targets = {id(f): f for f in self.functions}
+        stubs = {i: self._stub(f) for i, f in targets.items()}
+        namespaces: list[Any] = [m for m in list(sys.modules.values()) if isinstance(m, ModuleType)]
+        shell = sys.modules.get("IPython")
+        ip = shell.get_ipython() if shell is not None and hasattr(shell, "get_ipython") else None
+        if ip is not None:  # the notebook's namespace (a dict, not always a module in sys.modules)
+            namespaces.append(ip.user_ns)
+        seen: set[int] = set()
+        for ns in namespaces:
+            d = ns if isinstance(ns, dict) else getattr(ns, "__dict__", None)
+            if not isinstance(d, dict) or id(d) in seen:
+                continue
+            seen.add(id(d))
+            for name, value in list(d.items()):
+                if id(value) in targets and value is targets[id(value)]:
+                    self._saved.append((d, name, value))
+                    d[name] = stubs[id(value)]
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        while self._saved:
+            d, name, value = self._saved.pop()
+            d[name] = value

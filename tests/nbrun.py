@@ -47,14 +47,20 @@ class CellError:
 # One kernel per test process, reused by every run: ``%reset -f`` empties the namespace between
 # runs, so a run starts as a fresh kernel would, except that modules already imported stay in
 # ``sys.modules`` (importing torch and the helpers again costs nothing: ~5 s of the ~8 s a fresh
-# kernel takes to start and import). The first cell of every run resets what a run may leave behind.
+# kernel takes to start and import). The first cell of every run resets what a run may leave behind
+# and gives the kernel the caller's COURSE_* variables (e.g. COURSE_GRADING=1 set by a test), as a
+# kernel started now would have.
 _RESET = """\
 %reset -f
 import os as _os, torch as _torch, matplotlib.pyplot as _plt
 _os.chdir({cwd!r})
+_k = None
+for _k in [_k for _k in _os.environ if _k.startswith("COURSE_")]:
+    del _os.environ[_k]
+_os.environ.update({env!r})
 _torch.set_grad_enabled(True)
 _plt.close("all")
-del _os, _torch, _plt"""
+del _os, _torch, _plt, _k"""
 _KM: KernelManager | None = None
 
 
@@ -98,7 +104,9 @@ def run_cells(notebook: str | Path, last_grade_id: str, replace: dict[str, str] 
     for cell in nb.cells:
         if grade_id(cell) in (replace or {}):
             cell.source = replace[grade_id(cell)]
-    nb.cells.insert(0, nbformat.v4.new_code_cell(_RESET.format(cwd=str(path.parent))))
+    env = {k: v for k, v in os.environ.items() if k.startswith("COURSE_")}
+    env["COURSE_PROFILE"] = "fast"
+    nb.cells.insert(0, nbformat.v4.new_code_cell(_RESET.format(cwd=str(path.parent), env=env)))
     km = _kernel()
     client = NotebookClient(nb, km=km, timeout=timeout, allow_errors=True)
     try:

@@ -151,6 +151,17 @@ def finetune_param_groups(net, lr):
     return [{"params": list(net.layer4[0].parameters()), "lr": lr / 10, "name": "layer4"},
             {"params": list(net.fc.parameters()), "lr": lr, "name": "head"}]
 ''', "ResNet: the 'layer4' group misses")
+GROUPS_GEOMETRIC_HELPER = ('''
+def finetune_param_groups(net, lr):
+    # chapter 3's helper over the two groups, spread 10: right groups and rates, but not written here
+    return models.geometric_param_groups({"layer4": [net.layer4], "head": [net.fc]}, lr, spread=10)
+''', r"models.param_groups is not allowed in this exercise \(nor models.geometric_param_groups\)")
+GROUPS_HELPER_ALIAS = ('''
+from helpers.models import param_groups as make_groups
+def finetune_param_groups(net, lr):
+    # the course's helper by another name (a mock.patch of models.param_groups alone would miss it)
+    return [g for g in make_groups(net, lr, {"layer4": 0.1}) if g["name"] in ("layer4", "head")]
+''', "models.param_groups is not allowed")
 
 # one wrong answer per exercise and run: the runs cover every wrong answer of both exercises
 PAIRS = [
@@ -163,6 +174,8 @@ PAIRS = [
     (FREEZE_REPLACES_HEAD, GROUPS_UNFREEZES_LAYER4),
     (FREEZE_REINITIALISES_HEAD, GROUPS_GENERATORS),
     (FREEZE_LINEAR_HEAD_ONLY, GROUPS_FIRST_BLOCK_ONLY),
+    (FREEZE_FORGETS_STEM, GROUPS_GEOMETRIC_HELPER),
+    (FREEZE_WITH_HELPER, GROUPS_HELPER_ALIAS),
 ]
 
 

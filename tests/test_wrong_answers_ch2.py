@@ -115,9 +115,17 @@ def test_wrong_answers_are_caught_by_their_check(head_case, predict_case):
     assert_passes(errors, [c for c in GRADED if c not in caught])
 
 
-def test_calling_the_course_helper_scores_nothing():
-    """``training.predict`` is what the exercise asks to write: both of its cells refuse it."""
-    errors = run_cells(NB, LAST, replace={"predict_impl": PREDICT_HELPER})
+PREDICT_HELPER_ALIAS = '''
+from helpers.training import predict as course_predict  # the helper under another name
+def predict(net, data_iter):
+    return course_predict(net, data_iter)
+'''
+
+
+@pytest.mark.parametrize("source", [PREDICT_HELPER, PREDICT_HELPER_ALIAS], ids=["helper", "helper by another name"])
+def test_calling_the_course_helper_scores_nothing(source):
+    """``training.predict`` is what the exercise asks to write: both of its cells refuse it, by any name."""
+    errors = run_cells(NB, LAST, replace={"predict_impl": source})
     assert_caught(errors, "predict_tests", "write predict yourself")
     assert_caught(errors, "predict_mode_tests", "write predict yourself")
     assert_passes(errors, ["hotdog_head_tests", "hotdog_head_copy_tests"])

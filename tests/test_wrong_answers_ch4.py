@@ -81,6 +81,11 @@ W["ratio_helper"] = ("ratio", '''
 def count_nonzero_params(net):  # the helper the tests compare with
     return C.count_nonzero(net)
 ''' + _RATIO, "ratio_tests", "C.count_nonzero is blocked")
+W["ratio_helper_alias"] = ("ratio", '''
+from helpers.compression.pruning import count_nonzero as _count
+def count_nonzero_params(net):  # the helper by another name (patching C.count_nonzero alone misses it)
+    return _count(net)
+''' + _RATIO, "ratio_tests", "C.count_nonzero is blocked")
 
 # --- Exercise 2: prune_copy -----------------------------------------------------------------------------------
 W["prune_in_place"] = ("prune_copy", '''
@@ -151,6 +156,12 @@ def prune_copy(net, amount):  # reads amount as the fraction to keep
 W["prune_helper"] = ("prune_copy", '''
 def prune_copy(net, amount):  # the helper
     return C.prune_global_l1(net, amount)
+''', "prune_copy_tests", "C.prune_global_l1 is blocked")
+W["prune_helper_via_workflow"] = ("prune_copy", '''
+import sys
+_prune = sys.modules["helpers.compression.workflow"].prune_global_l1
+def prune_copy(net, amount):  # the helper, reached through another module of the package
+    return _prune(net, amount)
 ''', "prune_copy_tests", "C.prune_global_l1 is blocked")
 
 # --- Exercise 3: int8 arithmetic ------------------------------------------------------------------------------
@@ -386,6 +397,12 @@ def check_pruning_entry(entry):  # right checks, a message that does not say whi
 W["config_load_config"] = ("config", '''
 def check_pruning_entry(entry):  # the helper this exercise replaces
     C.load_config({"compression": [entry]})
+''', "config_check_tests", "C.load_config is blocked")
+
+W["config_load_config_from_its_module"] = ("config", '''
+from helpers.compression.config import load_config
+def check_pruning_entry(entry):  # the helper this exercise replaces, imported from its own module
+    load_config({"compression": [entry]})
 ''', "config_check_tests", "C.load_config is blocked")
 
 

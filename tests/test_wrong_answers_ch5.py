@@ -374,6 +374,11 @@ KD_COURSE_HELPER = '''
 def kd_loss(student_logits, teacher_logits, targets, T=4.0, alpha=0.5):
     return recovery.kd_loss(student_logits, teacher_logits, targets, T, alpha)
 '''
+KD_HELPER_ALIAS = '''
+from helpers.training import distillation_loss as _soft_and_hard  # the helper under another name
+def kd_loss(student_logits, teacher_logits, targets, T=4.0, alpha=0.5):
+    return _soft_and_hard(student_logits, teacher_logits, targets, T, alpha)
+'''
 
 # (answer cell, wrong answer, test cell that must catch it, regex of the message that says why)
 WRONG = {
@@ -419,6 +424,7 @@ WRONG = {
     "kd_detached": ("kd_impl", KD_DETACHED, "kd_mix_tests", "gradients must flow to student_logits"),
     "kd_helper": ("kd_impl", KD_HELPER, "kd_mix_tests", "write the loss yourself"),
     "kd_course_helper": ("kd_impl", KD_COURSE_HELPER, "kd_mix_tests", "write the loss yourself"),
+    "kd_helper_alias": ("kd_impl", KD_HELPER_ALIAS, "kd_mix_tests", "write the loss yourself"),
 }
 
 # Each batch holds at most one wrong answer per exercise (one kernel run each).
@@ -431,6 +437,7 @@ BATCHES = [
     ["clip_helper_imported", "opt_sgd", "keep_start_at_zero", "sched_no_error", "kd_teacher_not_softened"],
     ["clip_tensor", "opt_adamw", "keep_assign", "sched_helper", "kd_alpha_swapped"],
     ["opt_group_key", "keep_silent", "kd_detached"],
+    ["kd_helper_alias"],
     ["opt_steps_scheduler", "kd_helper"],
     ["opt_helper", "kd_course_helper"],
 ]
@@ -439,7 +446,8 @@ BATCHES = [
 # mode="min" with an accuracy also cuts the rate on a noisy rise: it fails the patience cell too; a helper
 # shortcut fails every cell of its exercise; swapped alpha weights fail the soft term (alpha=0) too
 ALSO_FAILS = {"sched_plateau_min": ["scheduler_plateau_patience_tests"], "sched_helper": SCHEDULER_TESTS,
-              "kd_alpha_swapped": KD_TESTS, "kd_helper": KD_TESTS, "kd_course_helper": KD_TESTS}
+              "kd_alpha_swapped": KD_TESTS, "kd_helper": KD_TESTS, "kd_course_helper": KD_TESTS,
+              "kd_helper_alias": KD_TESTS}
 
 
 def test_every_wrong_answer_is_in_a_batch_once():

@@ -243,8 +243,10 @@ def finetune_param_groups(net, lr):
 # %% nbgrader={"grade": true, "grade_id": "param_groups_tests", "locked": true, "points": 3, "schema_version": 3, "solution": false, "task": false}
 from unittest import mock
 
-no_param_groups = mock.patch.object(models, "param_groups", side_effect=AssertionError(
-    "build the two groups from net.layer4 and net.fc yourself: models.param_groups is not allowed in this exercise"))
+no_param_groups = grading.blocked(  # every name of these helpers, aliases included
+    [models.param_groups, models.geometric_param_groups],
+    "build the two groups from net.layer4 and net.fc yourself: models.param_groups is not allowed in this exercise "
+    "(nor models.geometric_param_groups)")
 
 def groups_by_name(net, lr):
     with no_param_groups:

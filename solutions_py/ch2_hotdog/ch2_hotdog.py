@@ -299,8 +299,8 @@ def predict(net, data_iter):
 # 2 points: probabilities and labels, computed in eval mode without gradients
 from unittest import mock
 
-_no_helper = mock.patch.object(training, "predict",
-                               side_effect=AssertionError("write predict yourself: training.predict is switched off"))
+_no_helper = grading.blocked([training.predict],  # by any name, aliases included
+                             "write predict yourself: training.predict is switched off")
 tiny, loader = grading.tiny_net(), grading.tiny_loader(n=20)
 stats = {k: v.clone() for k, v in tiny.state_dict().items() if "running" in k}
 tiny.train()

@@ -124,15 +124,6 @@ ratio = compression_ratio(tiny, half)
 assert abs(ratio - C.count_nonzero(tiny) / C.count_nonzero(half)) < 1e-9, \
     f"compression_ratio(tiny, half): expected {C.count_nonzero(tiny) / C.count_nonzero(half):.4f}, got {ratio}"
 ### BEGIN HIDDEN TESTS
-import importlib
-from unittest import mock
-
-
-def _blocked(name):
-    return mock.Mock(side_effect=AssertionError(f"{name} is blocked in this test: count the non-zero parameters "
-                                                "yourself (parameters, masks, tensor operations)"))
-
-
 def _ratio_cases():
     wide = models.MiniResNet(3, widths=(8, 8, 16, 16))
     p70 = C.prune_global_l1(wide, 0.7)
@@ -144,11 +135,8 @@ def _ratio_cases():
 cases = _ratio_cases()
 expected = [(C.count_nonzero(b), C.count_nonzero(c)) for b, c in cases]
 states = [(copy.deepcopy(b.state_dict()), copy.deepcopy(c.state_dict())) for b, c in cases]
-with mock.patch.object(C, "count_nonzero", _blocked("C.count_nonzero")), \
-        mock.patch.object(importlib.import_module("helpers.compression.pruning"), "count_nonzero",
-                          _blocked("C.count_nonzero")), \
-        mock.patch.object(importlib.import_module("helpers.compression.measure"), "count_nonzero",
-                          _blocked("C.count_nonzero (via C.measure)")):
+with grading.blocked([C.count_nonzero], "C.count_nonzero is blocked in this test (by any name): count the non-zero "
+                     "parameters yourself (parameters, masks, tensor operations)"):
     for (b, c), (nb, nc), (sb, sc) in zip(cases, expected, states):
         assert count_nonzero_params(c) == nc, \
             f"expected {nc} non-zero parameters, got {count_nonzero_params(c)} (masks, pruned biases, all layers)"
@@ -216,15 +204,11 @@ assert any(k.endswith("weight_mask") for k in pruned.state_dict()), \
     "the copy has no weight_mask: keep the masks (no prune.remove), or fine-tuning regrows the zeros"
 assert abs(C.sparsity(pruned) - 0.6) < 0.01, f"expected 60 % of the weights at zero, got {C.sparsity(pruned):.1%}"
 ### BEGIN HIDDEN TESTS
-import importlib
-from unittest import mock
-
-_no_helper = mock.Mock(side_effect=AssertionError("C.prune_global_l1 is blocked in this test: prune with "
-                                                  "torch.nn.utils.prune yourself"))
+_no_helper = grading.blocked([C.prune_global_l1], "C.prune_global_l1 is blocked in this test (by any name): prune "
+                            "with torch.nn.utils.prune yourself")
 wide = models.MiniResNet(3, widths=(8, 8, 16, 16))
 seq = nn.Sequential(nn.Conv2d(3, 6, 3), nn.BatchNorm2d(6), nn.ReLU(), nn.Flatten(), nn.Linear(6 * 4 * 4, 5))
-with mock.patch.object(C, "prune_global_l1", _no_helper), \
-        mock.patch.object(importlib.import_module("helpers.compression.pruning"), "prune_global_l1", _no_helper):
+with _no_helper:
     for net, amount in [(tiny, 0.6), (wide, 0.3), (seq, 0.5)]:
         out = prune_copy(net, amount)
         assert abs(C.sparsity(out) - amount) < 0.01, f"amount={amount}: got a sparsity of {C.sparsity(out):.3f}"
@@ -912,11 +896,9 @@ rejects({"method": "pruning", "params": {"sparsity": 1.5}}, "sparsity")
 rejects({"method": "pruning", "params": {"sparsity": 90}}, "sparsity")
 rejects({"method": "prunning", "params": {"sparsity": 0.5}}, "method")
 ### BEGIN HIDDEN TESTS
-from unittest import mock
-
-_config_patch = mock.patch.object(C, "load_config", mock.Mock(side_effect=AssertionError(
-    "C.load_config is blocked in this test: check the entry yourself")))
-_config_patch.start()
+_config_patch = grading.blocked([C.load_config], "C.load_config is blocked in this test (by any name): check the "
+                               "entry yourself")
+_config_patch.__enter__()
 try:
     valid = [{"method": "pruning", "params": {"sparsity": 0.9}},
              {"name": "P", "method": "pruning", "params": {"sparsity": 0.3}, "finetuning": {"epochs": 0}},
@@ -944,7 +926,7 @@ try:
     for lr in (0, -0.01, "1e-3", True, None):
         rejects({"method": "pruning", "params": {"sparsity": 0.5}, "finetuning": {"epochs": 1, "lr": lr}}, "lr")
 finally:
-    _config_patch.stop()
+    _config_patch.__exit__(None, None, None)
 ### END HIDDEN TESTS
 
 # %% [markdown]

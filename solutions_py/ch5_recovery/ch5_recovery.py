@@ -185,8 +185,8 @@ def make_optimizer(net, lr, make_scheduler=None):
 
 
 # %% nbgrader={"grade": true, "grade_id": "optimizer_tests", "locked": true, "points": 3, "schema_version": 3, "solution": false, "task": false}
-with mock.patch.object(recovery, "optimizer", side_effect=AssertionError(
-        "write make_optimizer yourself, not with helpers.compression.recovery.optimizer")):
+with grading.blocked([recovery.optimizer],
+                     "write make_optimizer yourself, not with helpers.compression.recovery.optimizer"):
     tiny = grading.tiny_net()
     models.freeze(tiny)  # stage 0: the head alone is trainable
     opt, sched = make_optimizer(tiny, 1e-3, lambda o: training.warmup_cosine(o, 1, 4))  # x0.1, then x1, ...
@@ -422,8 +422,8 @@ def make_scheduler(name, optimizer, epochs):
 
 # %% nbgrader={"grade": false, "grade_id": "scheduler_trace", "locked": true, "schema_version": 3, "solution": false, "task": false}
 def trace(name, epochs, steps, metrics=None):  # the rate of each epoch (initial rate 1.0), for the tests below
-    with mock.patch.object(recovery, "scheduler", side_effect=AssertionError(
-            "write make_scheduler yourself, not with helpers.compression.recovery.scheduler")):
+    with grading.blocked([recovery.scheduler],
+                         "write make_scheduler yourself, not with helpers.compression.recovery.scheduler"):
         return training.lr_trace(lambda opt: make_scheduler(name, opt, epochs), steps=steps, lr=1.0, metrics=metrics)
 
 
@@ -559,11 +559,8 @@ def kd_loss(student_logits, teacher_logits, targets, T=4.0, alpha=0.5):
 
 # %% nbgrader={"grade": false, "grade_id": "kd_blocked", "locked": true, "schema_version": 3, "solution": false, "task": false}
 def no_kd_helper():  # inside this block the course's own distillation losses raise
-    stack = contextlib.ExitStack()
-    error = AssertionError("write the loss yourself, not with training.distillation_loss")
-    for owner, name in ((training, "distillation_loss"), (recovery, "kd_loss")):
-        stack.enter_context(mock.patch.object(owner, name, side_effect=error))
-    return stack
+    return grading.blocked([training.distillation_loss, recovery.kd_loss],
+                           "write the loss yourself, not with training.distillation_loss (or recovery.kd_loss)")
 
 
 # %% nbgrader={"grade": true, "grade_id": "kd_soft_tests", "locked": true, "points": 2, "schema_version": 3, "solution": false, "task": false}
