@@ -1,6 +1,7 @@
 """Run time of each solution notebook in the fast profile (goal: < 60 s each, < 3 min together).
 
-Run: ``python benchmarks/bench_notebooks.py [solutions/ch1_basics ...]``.
+Run: ``python benchmarks/bench_notebooks.py [solutions/ch1_basics ...]``. ``BENCH_SAVE=DIR`` also writes
+each executed notebook (outputs included) to ``DIR``, to read the figures it printed.
 """
 from __future__ import annotations
 
@@ -28,6 +29,9 @@ def main() -> None:
                            resources={"metadata": {"path": str(path.parent)}}).execute()
             seconds = time.perf_counter() - start
             total += seconds
+            if os.environ.get("BENCH_SAVE"):
+                Path(os.environ["BENCH_SAVE"]).mkdir(parents=True, exist_ok=True)
+                nbformat.write(nb, str(Path(os.environ["BENCH_SAVE"]) / path.name))
             print(f"{path.relative_to(REPO)}: {seconds:6.1f} s {'OK' if seconds < 60 else 'SLOW (goal < 60 s)'}")
     print(f"all notebooks: {total:6.1f} s {'OK' if total < 180 else 'SLOW (goal < 180 s)'}")
 
