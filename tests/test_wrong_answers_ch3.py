@@ -289,6 +289,15 @@ UNFREEZER_NO_FREEZE = UNFREEZER_HEAD + '''
         names = list(models.LAYER_GROUPS)
         models.unfreeze(net, names[len(names) - min(len(names), 1 + epoch // self.every):])
 '''
+UNFREEZER_KEEPS_A_REFERENCE = '''
+class GradualUnfreezer:
+    def __init__(self, every=1):
+        self.every = every
+        self.reference = models.GradualUnfreezer(every)  # the course's own, built before any test blocks it
+
+    def on_epoch_start(self, epoch, net, optimizer):
+        self.reference.on_epoch_start(epoch, net, optimizer)
+'''
 UNFREEZER_EVERY_IGNORED = UNFREEZER_HEAD + '''
         names = list(models.LAYER_GROUPS)
         trainable = names[len(names) - min(len(names), 1 + epoch):]     # one group per epoch, whatever every is
@@ -462,6 +471,9 @@ BATCHES = {
           "unfreezer_impl": (UNFREEZER_SUBCLASS, "unfreezer_schedule_tests", r"do not subclass")},
     "i": {"unfreezer_impl": (UNFREEZER_EVERY_IGNORED, "unfreezer_schedule_tests", r"every=2")},
     "j": {"unfreezer_impl": (UNFREEZER_NEVER_THE_STEM, "unfreezer_schedule_tests", r"epoch 5")},
+    "k": {"unfreezer_impl": (UNFREEZER_NO_FREEZE, "unfreezer_schedule_tests", r"epoch 0 trains the head alone")},
+    "l": {"unfreezer_impl": (UNFREEZER_KEEPS_A_REFERENCE, "unfreezer_schedule_tests",
+                             r"write the unfreezer yourself: the tests switch off models.GradualUnfreezer")},
 }
 
 

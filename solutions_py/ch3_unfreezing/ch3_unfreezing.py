@@ -483,8 +483,8 @@ no_reference = mock.patch.object(models, "GradualUnfreezer", side_effect=Asserti
     "write the unfreezer yourself: the tests switch off models.GradualUnfreezer"))
 tiny = grading.tiny_net()  # every group trainable, as a fresh network is
 opt = torch.optim.SGD(models.param_groups(tiny, 0.01), lr=0.01)  # all groups registered
-unfreezer = GradualUnfreezer(every=1)
-with no_reference:
+with no_reference:  # built inside the block too: a reference unfreezer kept in __init__ is refused
+    unfreezer = GradualUnfreezer(every=1)
     unfreezer.on_epoch_start(0, tiny, opt)
     assert models.trainable_groups(tiny) == ["head"], \
         f"epoch 0 trains the head alone (progressive unfreezing, not freezing): got {models.trainable_groups(tiny)}"
@@ -495,8 +495,8 @@ with no_reference:
 expected = [list(models.LAYER_GROUPS[max(0, 5 - k):]) for k in range(8)]  # head first, toward the input
 tiny = grading.tiny_net()
 opt = torch.optim.SGD(models.param_groups(tiny, 0.01), lr=0.01)
-unfreezer = GradualUnfreezer()
-with no_reference:
+with no_reference:  # built inside the block too: a reference unfreezer kept in __init__ is refused
+    unfreezer = GradualUnfreezer()
     for epoch in range(8):
         unfreezer.on_epoch_start(epoch, tiny, opt)
         assert models.trainable_groups(tiny) == expected[epoch], \
@@ -508,9 +508,9 @@ with no_reference:
 for every in (2, 3):
     other = models.MiniResNet(3, widths=(4, 4, 8, 8))
     opt = torch.optim.SGD(other.parameters(), lr=0.01)
-    unfreezer = GradualUnfreezer(every=every)
     stages = []
     with no_reference:
+        unfreezer = GradualUnfreezer(every=every)
         for epoch in range(7):
             unfreezer.on_epoch_start(epoch, other, opt)
             stages.append(models.trainable_groups(other))
@@ -522,8 +522,8 @@ for every in (2, 3):
 # Exercise 4, property 2 (1 point): a group the optimizer does not know is reported, before anything changes
 tiny = grading.tiny_net()
 head_only = torch.optim.SGD(tiny.fc.parameters(), lr=0.01)  # chapter 1's bug
-unfreezer = GradualUnfreezer()
-with no_reference:
+with no_reference:  # built inside the block too: a reference unfreezer kept in __init__ is refused
+    unfreezer = GradualUnfreezer()
     unfreezer.on_epoch_start(0, tiny, head_only)  # fine: the optimizer knows the head
     try:
         unfreezer.on_epoch_start(1, tiny, head_only)
@@ -535,8 +535,8 @@ with no_reference:
 # an optimizer that knows layer4's convolutions but not its BatchNorm: every parameter of the group counts
 tiny = grading.tiny_net()
 partial = torch.optim.SGD([p for n, p in tiny.named_parameters() if not n.startswith("layer4.0.bn")], lr=0.01)
-unfreezer = GradualUnfreezer()
-with no_reference:
+with no_reference:  # built inside the block too: a reference unfreezer kept in __init__ is refused
+    unfreezer = GradualUnfreezer()
     unfreezer.on_epoch_start(0, tiny, partial)
     try:
         unfreezer.on_epoch_start(1, tiny, partial)
@@ -551,8 +551,8 @@ assert models.trainable_groups(tiny) == ["head"], \
 # one unnamed group holding every parameter: the optimizer knows them all
 tiny = grading.tiny_net()
 plain = torch.optim.SGD(tiny.parameters(), lr=0.01)
-unfreezer = GradualUnfreezer()
-with no_reference:
+with no_reference:  # built inside the block too: a reference unfreezer kept in __init__ is refused
+    unfreezer = GradualUnfreezer()
     try:
         for epoch in range(7):
             unfreezer.on_epoch_start(epoch, tiny, plain)
