@@ -126,7 +126,7 @@ class blocked:
                 continue
             seen.add(id(d))
             for name, value in list(d.items()):
-                if id(value) in targets and value is targets[id(value)]:
+                if id(value) in targets:  # targets keeps each function alive: an equal id is that function
                     self._saved.append((d, name, value))
                     d[name] = stubs[id(value)]
         return self

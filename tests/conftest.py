@@ -85,7 +85,7 @@ SLOW_TESTS = {
 }
 
 
-# `make test` runs on 2 workers (pytest-xdist, `--dist loadgroup`). Each item gets a group that one
+# `make test` runs on TEST_JOBS workers (pytest-xdist, `--dist loadgroup`). Each item gets a group that one
 # worker runs: a notebook's nbval cells (they share one kernel, in order); the tests of a session
 # fixture (built once per worker: they must all land on the same one); else the test file.
 SESSION_GROUPS = {"released_course": "released-course", "graded_chapters": "released-course",
@@ -112,7 +112,7 @@ def _xdist_group(item, path: Path) -> str:
         if fixture in SESSION_GROUPS:
             return SESSION_GROUPS[fixture]
     if path.name in SPLIT_FILES and getattr(item, "callspec", None) is not None:
-        return f"file-{path.stem}-" + "-".join(str(v) for v in item.callspec.id.split("-"))
+        return f"file-{path.stem}-{item.callspec.id}"
     return f"file-{path.stem}"
 
 
@@ -123,9 +123,6 @@ def pytest_collection_modifyitems(config, items):
         path = Path(str(item.fspath))
         groups[item] = _xdist_group(item, path)
         item.add_marker(pytest.mark.xdist_group(groups[item]))
-    items.sort(key=lambda it: -GROUP_SECONDS.get(groups[it], 0))  # stable: a group keeps its order
-    for item in items:
-        path = Path(str(item.fspath))
         if path.suffix == ".ipynb":  # nbval: a notebook executed in a kernel (its cells have no originalname)
             item.add_marker(pytest.mark.kernel)
             item.add_marker(pytest.mark.nbval)
@@ -137,6 +134,7 @@ def pytest_collection_modifyitems(config, items):
             marks = ("kernel",)  # they run a chapter's cells in a kernel (tests/nbrun.py)
         for name in marks:
             item.add_marker(getattr(pytest.mark, name))
+    items.sort(key=lambda it: -GROUP_SECONDS.get(groups[it], 0))  # stable: a group keeps its order
 
 
 # ---------------------------------------------------------------------------------------------

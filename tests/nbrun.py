@@ -54,13 +54,11 @@ _RESET = """\
 %reset -f
 import os as _os, torch as _torch, matplotlib.pyplot as _plt
 _os.chdir({cwd!r})
-_k = None
-for _k in [_k for _k in _os.environ if _k.startswith("COURSE_")]:
-    del _os.environ[_k]
+[_os.environ.pop(_name) for _name in [n for n in _os.environ if n.startswith("COURSE_")]]
 _os.environ.update({env!r})
 _torch.set_grad_enabled(True)
 _plt.close("all")
-del _os, _torch, _plt, _k"""
+del _os, _torch, _plt"""
 _KM: KernelManager | None = None
 
 

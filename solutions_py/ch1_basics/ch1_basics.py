@@ -241,8 +241,6 @@ def finetune_param_groups(net, lr):
 
 
 # %% nbgrader={"grade": true, "grade_id": "param_groups_tests", "locked": true, "points": 3, "schema_version": 3, "solution": false, "task": false}
-from unittest import mock
-
 no_param_groups = grading.blocked(  # every name of these helpers, aliases included
     [models.param_groups, models.geometric_param_groups],
     "build the two groups from net.layer4 and net.fc yourself: models.param_groups is not allowed in this exercise "

@@ -297,8 +297,6 @@ def predict(net, data_iter):
 
 # %% nbgrader={"grade": true, "grade_id": "predict_tests", "locked": true, "points": 2, "schema_version": 3, "solution": false, "task": false}
 # 2 points: probabilities and labels, computed in eval mode without gradients
-from unittest import mock
-
 _no_helper = grading.blocked([training.predict],  # by any name, aliases included
                              "write predict yourself: training.predict is switched off")
 tiny, loader = grading.tiny_net(), grading.tiny_loader(n=20)
