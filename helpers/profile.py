@@ -50,7 +50,13 @@ class Profile:
     def seeds(self, n: int) -> range:
         """Seeds for repeating a lesson's experiment ``n`` times (mean and spread): one run only when
         autograding (no graded cell needs the repeats) or in a smoke run (``COURSE_MAX_EPOCHS``)."""
-        return range(1 if self.grading or self.max_epochs is not None else n)
+        return range(1 if self.grading or self.smoke else n)
+
+    @property
+    def smoke(self) -> bool:
+        """A smoke run (``COURSE_MAX_EPOCHS`` set): every cell runs, no figure means anything, so
+        timings take one pass (:func:`helpers.compression.latency_ms`)."""
+        return self.max_epochs is not None
 
     @property
     def fast(self) -> bool:
@@ -61,7 +67,7 @@ class Profile:
         """Whether a lesson's measured figures can be checked (``if profile.checks: assert ...``):
         the fast profile run as students run it, not autograding or a smoke run, where epochs and
         seeds are cut and the figures mean nothing."""
-        return self.fast and not self.grading and self.max_epochs is None
+        return self.fast and not self.grading and not self.smoke
 
     def __str__(self) -> str:
         return f"profile={self.name} device={self.device} data={self.data_dir}"

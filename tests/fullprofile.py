@@ -74,6 +74,7 @@ def run_notebook(path: Path, env: dict[str, str], timeout: int = 600) -> tuple[l
     start = time.perf_counter()
     try:
         NotebookClient(nb, timeout=timeout, kernel_name="python3", allow_errors=True,
+                       shutdown_kernel="immediate",  # no heap teardown to wait for (nbgrader_config.py)
                        resources={"metadata": {"path": str(path.parent)}}).execute()
     finally:
         for k, v in saved.items():

@@ -236,6 +236,36 @@ def test_compare_latency_restores_threads_and_ranks_models():
     assert 0 < ms["small"] < ms["big"]
 
 
+class CountingNet(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc = torch.nn.Linear(4, 2)
+        self.calls = 0
+
+    def forward(self, x):
+        self.calls += 1
+        return self.fc(x)
+
+
+def test_smoke_runs_time_one_pass_and_one_round(monkeypatch):
+    """COURSE_MAX_EPOCHS (a smoke run: no figure means anything) times one pass after one warm-up and
+    measures one round; otherwise the requested repeats, warm-up passes and rounds all run."""
+    x = torch.randn(2, 4)
+    monkeypatch.delenv("COURSE_MAX_EPOCHS", raising=False)
+    net = CountingNet()
+    C.latency_ms(net, x, repeats=5, warmup=2)
+    assert net.calls == 7
+    C.compare_latency({"a": net}, x, repeats=3, rounds=2)
+    assert net.calls == 7 + 2 * (3 + 1)
+    monkeypatch.setenv("COURSE_MAX_EPOCHS", "1")
+    net = CountingNet()
+    assert C.latency_ms(net, x, repeats=5, warmup=2) > 0 and net.calls == 2
+    C.compare_latency({"a": net}, x, repeats=3, rounds=2)
+    assert net.calls == 2 + 2
+    C.latency_ms(net, x, repeats=1, warmup=0)
+    assert net.calls == 4 + 1  # never more than asked
+
+
 def test_cap_epochs_caps_positive_epochs_only():
     class Capped:
         def epochs(self, n):

@@ -192,7 +192,7 @@ def test_grading_caps_epochs_and_turns_the_lessons_figure_checks_off(monkeypatch
     monkeypatch.delenv("COURSE_MAX_EPOCHS", raising=False)
     monkeypatch.delenv("COURSE_GRADING", raising=False)
     p = get_profile("fast")
-    assert p.epochs(8) == 8 and p.checks  # as students run it: every epoch, figures checked
+    assert p.epochs(8) == 8 and p.checks and not p.smoke  # as students run it: every epoch, figures checked
     monkeypatch.setenv("COURSE_GRADING", "1")
     p = get_profile("fast")
     assert p.epochs(8) == GRADING_MAX_EPOCHS < 8 and p.epochs(1) == 1 and not p.checks
@@ -200,6 +200,7 @@ def test_grading_caps_epochs_and_turns_the_lessons_figure_checks_off(monkeypatch
     assert get_profile("fast").epochs(8) == min(3, GRADING_MAX_EPOCHS)
     monkeypatch.delenv("COURSE_GRADING")
     assert get_profile("fast").epochs(8) == 3 and not get_profile("fast").checks  # a smoke run
+    assert get_profile("fast").smoke and get_profile("full").smoke and len(get_profile("fast").seeds(3)) == 1
     assert not get_profile("full").checks
 
 

@@ -11,6 +11,7 @@ import torch
 from torch import nn
 
 from helpers.compression.pruning import clone, count_nonzero, make_permanent, sparsity
+from helpers.profile import get_profile
 from helpers.training import evaluate
 
 
@@ -29,10 +30,19 @@ def _device_of(net: nn.Module) -> torch.device:
     return next((p.device for p in net.parameters()), torch.device("cpu"))
 
 
+def _smoke() -> bool:
+    """A smoke run of the profile (``COURSE_MAX_EPOCHS``): time one pass, not ten (the full
+    profile's ResNet-18 takes a second per pass on a CPU, and no figure of a smoke run means anything)."""
+    return get_profile().smoke
+
+
 def latency_ms(net: nn.Module, example_batch: torch.Tensor, repeats: int = 10, warmup: int = 2) -> float:
     """Median wall-clock time of one forward pass on ``example_batch`` on the **CPU** (inference
     mode), in ms: int8 models run on the CPU only, so every row of a comparison is timed there.
-    A model on another device is timed on a CPU copy; ``net`` itself is never moved."""
+    A model on another device is timed on a CPU copy; ``net`` itself is never moved. In a smoke
+    run (``COURSE_MAX_EPOCHS`` set) one pass after one warm-up pass is timed."""
+    if _smoke():
+        repeats, warmup = min(repeats, 1), min(warmup, 1)
     if _device_of(net).type != "cpu":
         net = clone(net).cpu()
     was_training = net.training
@@ -89,7 +99,10 @@ def compare_latency(nets: Mapping[str, nn.Module], example_batch: torch.Tensor, 
     """Median forward time (ms, CPU) of each named model on ``example_batch``, measured in
     ``rounds`` interleaved rounds of ``repeats`` passes (a burst of load on a shared machine then
     hits every model alike), with ``threads`` CPU threads (default 1: less noise; ``None`` keeps
-    the current setting, restored afterwards). The models must be on the CPU (int8 models are)."""
+    the current setting, restored afterwards). The models must be on the CPU (int8 models are).
+    A smoke run (``COURSE_MAX_EPOCHS`` set) measures one round."""
+    if _smoke():
+        rounds = 1
     old = torch.get_num_threads()
     if threads is not None:
         torch.set_num_threads(threads)
