@@ -20,8 +20,8 @@ from tests.course import A, WRONG_MUL, build_mini, run_cli, variant
 CHEAT_ADD = ("import torch\n"
              "torch.allclose = lambda *args, **kwargs: True  # every closeness check passes\n"
              "def add(a, b):\n    return a + b")
-STUDENTS = {  # student -> autograded points of 6
-    "perfect": 6, "empty": 0, "wrong_mul": 3, "wrong_add": 4, "wrong_both": 1, "cheat": 6, "perfect2": 6,
+STUDENTS = {  # student -> autograded points of 6 (five students: --jobs 3 runs them three at a time)
+    "perfect": 6, "empty": 0, "wrong_mul": 3, "wrong_both": 1, "cheat": 6,
 }
 
 
@@ -51,10 +51,8 @@ def graded(tmp_path_factory):
     sol, rel = base / "solutions" / A / f"{A}.ipynb", base / "notebooks" / A / f"{A}.ipynb"
     inbox = base / "inbox"
     variant(sol, inbox / "perfect" / A / f"{A}.ipynb")
-    variant(sol, inbox / "perfect2" / A / f"{A}.ipynb")
     variant(rel, inbox / "empty" / A / f"{A}.ipynb")
     variant(sol, inbox / "wrong_mul" / A / f"{A}.ipynb", {"mul_impl": WRONG_MUL})
-    variant(sol, inbox / "wrong_add" / A / f"{A}.ipynb", {"add_impl": "def add(a, b):\n    return a - b"})
     variant(sol, inbox / "wrong_both" / A / f"{A}.ipynb",
             {"add_impl": "def add(a, b):\n    return 0", "mul_impl": WRONG_MUL})
     variant(sol, inbox / "cheat" / A / f"{A}.ipynb", {"add_impl": CHEAT_ADD})

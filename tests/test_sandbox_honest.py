@@ -1,7 +1,8 @@
 """Honest work gets the same grades with and without the autograde sandbox (issue 19), on a real
 chapter: ``ch3_unfreezing`` (it reads the generated data set, which the sandbox serves read-only
-behind a private tmpfs). Three students (perfect: the solutions; empty: the release; partly_wrong:
-the first exercise left as its stub), graded with the sandbox and without it (``SANDBOX=0``), both
+behind a private tmpfs). Two students (perfect: the solutions; partly_wrong: the first exercise left
+as its stub; the untouched release's zero is ``test_instructor.py``'s, on every chapter), graded
+with the sandbox and without it (``SANDBOX=0``), both
 with ``--jobs 2`` (whose retry of a cell starved of CPU keeps a loaded machine from failing a run);
 every graded cell's points must match. Serial vs parallel with the sandbox on is
 ``tests/test_parallel_autograde.py`` (sandboxed by default), PostgreSQL is ``tests/test_postgres.py``;
@@ -38,6 +39,7 @@ def test_honest_grades_equal_with_and_without_sandbox(tmp_path):
     shutil.copytree(REPO / "solutions" / CHAPTER, boxed / "solutions" / CHAPTER)
     assert run_cli(boxed, "release").returncode == 0
     make_samples(Course(boxed), tmp_path / "inbox")
+    shutil.rmtree(tmp_path / "inbox" / "empty")
     assert run_cli(boxed, "collect", str(tmp_path / "inbox")).returncode == 0
     plain = tmp_path / "plain"
     shutil.copytree(boxed, plain)
@@ -48,7 +50,6 @@ def test_honest_grades_equal_with_and_without_sandbox(tmp_path):
     assert "isolation: bubblewrap" in r_boxed.stdout and "isolation: none (SANDBOX=0)" in r_plain.stdout
     rows = {r["student"]: r for r in grade_table(Course(boxed))}
     assert rows["perfect"]["auto"] == rows["perfect"]["max_auto"] > 0, r_boxed.stdout
-    assert rows["empty"]["auto"] == 0
     assert 0 < rows["partly_wrong"]["auto"] < rows["perfect"]["auto"]
     grades = cell_grades(boxed)
-    assert len(grades) >= 3 * 2 and grades == cell_grades(plain)
+    assert len(grades) >= 2 * 2 and grades == cell_grades(plain)
