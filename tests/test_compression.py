@@ -35,6 +35,33 @@ def test_pruning_copies_and_keeps_the_original():
     assert C.serialized_size(pruned, compress=False) == C.serialized_size(C.clone(net), compress=False)
 
 
+@pytest.mark.parametrize("amount", [0.0, 0.3, 0.9, 0.99])
+def test_pruning_masks_are_torchs_global_l1_masks(amount):
+    """The keep-the-largest shortcut of prune_global_l1 gives torch's own global L1 masks, also when
+    a pruned model is pruned again (torch's PruningContainer prunes among the weights still there)."""
+    from torch.nn.utils import prune
+
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Conv2d(3, 64, 3), torch.nn.ReLU(), torch.nn.Conv2d(64, 64, 3),
+                              torch.nn.Flatten(), torch.nn.Linear(64, 10), torch.nn.BatchNorm1d(10))
+
+    def torchs(model, a):
+        ref = C.clone(model)
+        prune.global_unstructured(C.prunable(ref), pruning_method=prune.L1Unstructured, amount=a)
+        return ref
+
+    def masks(model):
+        return {k: v for k, v in model.state_dict().items() if k.endswith("_mask")}
+
+    ours, ref = C.prune_global_l1(net, amount), torchs(net, amount)
+    assert masks(ours).keys() == masks(ref).keys() and len(masks(ours)) == 3  # Conv2d and Linear only
+    assert all(torch.equal(masks(ours)[k], masks(ref)[k]) for k in masks(ref))
+    assert C.sparsity(ours) == pytest.approx(amount, abs=1e-4)
+    again, ref_again = C.prune_global_l1(ours, 0.8), torchs(ref, 0.8)
+    assert all(torch.equal(masks(again)[k], masks(ref_again)[k]) for k in masks(ref_again))
+    assert C.sparsity(again) == pytest.approx(amount + (1 - amount) * 0.8, abs=1e-4)
+
+
 def test_sparsity_survives_masked_finetuning_but_not_after_remove():
     loader = tiny_loader()
     pruned = C.prune_global_l1(tiny_net(), 0.7)

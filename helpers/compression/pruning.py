@@ -28,14 +28,34 @@ def clone(net: nn.Module) -> nn.Module:
     return copy.deepcopy(net, memo)
 
 
+class _L1Unstructured(prune.L1Unstructured):
+    """torch's ``L1Unstructured`` that, when most weights go, finds the ones to **keep** (the
+    ``n - k`` largest) instead of the ``k`` to prune: the same mask (up to which of several equal
+    magnitudes at the threshold goes, which torch leaves unspecified too), and at 90 % of
+    ResNet-18's 11 M weights 0.4 s instead of 2.2 s on one CPU thread."""
+
+    def compute_mask(self, t: torch.Tensor, default_mask: torch.Tensor) -> torch.Tensor:
+        n = t.nelement()
+        k = round(self.amount * n)  # torch's count for a fraction
+        if 2 * k <= n:
+            return super().compute_mask(t, default_mask)
+        keep = torch.topk(torch.abs(t).view(-1), k=n - k, largest=True).indices
+        drop = torch.ones(n, dtype=torch.bool, device=t.device)
+        drop[keep] = False
+        mask = default_mask.clone(memory_format=torch.contiguous_format)
+        mask.view(-1)[drop] = 0
+        return mask
+
+
 def prune_global_l1(net: nn.Module, amount: float) -> nn.Module:
     """A copy of ``net`` with the fraction ``amount`` of all Conv2d/Linear weights with the smallest
-    absolute value set to zero (one global threshold). The masks are kept, so fine-tuning keeps
-    the pruned weights at zero. ``net`` itself is not changed."""
+    absolute value set to zero (one global threshold): ``prune.global_unstructured`` with L1
+    magnitudes. The masks are kept, so fine-tuning keeps the pruned weights at zero. ``net``
+    itself is not changed."""
     if not 0.0 <= amount < 1.0:
         raise ValueError(f"amount must be in [0, 1), got {amount}")
     pruned = clone(net)
-    prune.global_unstructured(prunable(pruned), pruning_method=prune.L1Unstructured, amount=amount)
+    prune.global_unstructured(prunable(pruned), pruning_method=_L1Unstructured, amount=amount)
     return pruned
 
 
