@@ -95,13 +95,16 @@ SESSION_GROUPS = {"released_course": "released-course", "graded_chapters": "rele
 # Files whose tests are independent minutes-long runs: one group per test (their module fixture is
 # cheap to build once per worker).
 SPLIT_FILES = {"test_full_profile.py"}
-# Rough seconds per group (`--durations`, 2 workers, 2026-12-03): the longest groups are handed out
-# first, so that no long group starts last while the other worker idles. Only the order matters.
+# Rough seconds per group (`--durations=0`, 2 workers, summed per group, 2026-12-03): the longest
+# groups are handed out first, so that no long group starts last while the other worker idles. Only
+# the order matters; a group not listed counts as 0 (they are all short).
 GROUP_SECONDS = {
-    "released-course": 200, "file-test_full_profile-ch4_compression": 165, "file-test_parallel_autograde": 155,
-    "file-test_sandbox_honest": 100, "file-test_full_profile-ch5_recovery": 98, "file-test_sandbox": 97,
-    "file-test_feedback": 80, "file-test_instructor": 90, "nbval-ch5_recovery": 68, "nbval-ch2_hotdog": 57,
-    "term-demo": 51, "nbval-ch3_unfreezing": 50, "file-test_postgres": 48, "file-test_browser": 44,
+    "released-course": 169, "file-test_full_profile-ch4_compression": 132, "file-test_parallel_autograde": 108,
+    "nbval-ch5_recovery": 79, "file-test_sandbox": 69, "nbval-ch2_hotdog": 64,
+    "file-test_full_profile-ch5_recovery": 63, "file-test_feedback": 61, "nbval-ch3_unfreezing": 60,
+    "file-test_full_profile-ch2_hotdog": 44, "file-test_wrong_answers_ch3": 43, "file-test_instructor": 43,
+    "file-test_sandbox_honest": 43, "file-test_benchmarks": 40, "nbval-ch4_compression": 38, "file-test_browser": 37,
+    "file-test_wrong_answers_ch5": 28, "nbval-ch1_basics": 26, "file-test_wrong_answers_ch2": 25, "term-demo": 24,
 }
 
 
